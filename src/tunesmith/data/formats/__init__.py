@@ -1,0 +1,189 @@
+"""Reading and writing every supported format.
+
+`read_file` turns one file into examples plus the lines it could not read, each with a
+reason: count in = examples + unreadable, always. `write_file` writes examples in a
+format, atomically, and refuses (naming the example) rather than drop what the format
+cannot hold."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...errors import BadInputError, ExportError
+from ...fileio import atomic_write_text
+from ..example import Example
+from . import alpaca, canonical, csv_format, gemini, input_output, openai, prompt_completion, sharegpt
+from ._common import CannotRepresent, RecordError
+
+# Detection tries these in order; the canonical form first because its "turns" key is unambiguous.
+JSON_FORMATS = {
+    m.NAME: m for m in (canonical, gemini, openai, sharegpt, alpaca, input_output, prompt_completion)
+}
+FORMAT_NAMES = (*JSON_FORMATS, csv_format.NAME)
+READABLE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
+_DETECT_SAMPLE = 50
+
+
+@dataclass(slots=True, frozen=True)
+class Unreadable:
+    file: str
+    line: int
+    reason: str
+
+
+@dataclass
+class ReadResult:
+    path: str
+    format: str
+    examples: list[Example] = field(default_factory=list)
+    unreadable: list[Unreadable] = field(default_factory=list)
+
+    @property
+    def records(self) -> int:
+        """Records in the file (blank lines are not records)."""
+        return len(self.examples) + len(self.unreadable)
+
+
+def read_file(path: str | Path, format: str | None = None, columns: dict[str, str] | None = None) -> ReadResult:
+    path = str(path)
+    if format is not None and format not in FORMAT_NAMES:
+        raise BadInputError(f"unknown format {format!r}", f"choose one of {', '.join(FORMAT_NAMES)}")
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    text_or_lines = _decode(raw)
+    is_csv = format == csv_format.NAME or (format is None and path.lower().endswith((".csv", ".tsv", ".tab")))
+    if is_csv:
+        return _read_csv(path, text_or_lines, columns)
+    return _read_json_records(path, text_or_lines, format)
+
+
+def _decode(raw: bytes) -> list[str]:
+    """Lines of text. Invalid UTF-8 is kept as surrogate escapes so the line can be
+    reported, not guessed at; UTF-16 files (with a byte-order mark) are decoded as such."""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return raw.decode("utf-16").splitlines()
+        except UnicodeDecodeError:
+            pass
+    if raw[:3] == b"\xef\xbb\xbf":
+        raw = raw[3:]
+    return raw.decode("utf-8", errors="surrogateescape").split("\n")
+
+
+def _has_bad_bytes(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _read_csv(path: str, lines: list[str], columns: dict[str, str] | None) -> ReadResult:
+    result = ReadResult(path, csv_format.NAME)
+    for line, item in csv_format.read_rows("\n".join(lines), path, columns):
+        if isinstance(item, str):
+            result.unreadable.append(Unreadable(path, line, item))
+        else:
+            item.source, item.line = path, line
+            result.examples.append(item)
+    return result
+
+
+def _parse_lines(path: str, lines: list[str]) -> list[tuple[int, object]]:
+    """(line number, parsed JSON value or Unreadable) for every non-blank line; a .json file
+    holding one array counts its elements as records 1..n."""
+    joined = "\n".join(lines).strip()
+    if path.lower().endswith(".json") and joined.startswith("["):
+        if _has_bad_bytes(joined):
+            raise BadInputError(f"{path}: the file is not valid UTF-8")
+        try:
+            values = json.loads(joined)
+        except json.JSONDecodeError as exc:
+            raise BadInputError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})", "fix the file, or write it as JSONL") from None
+        return list(enumerate(values, start=1))
+    parsed: list[tuple[int, object]] = []
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        if _has_bad_bytes(text):
+            parsed.append((number, Unreadable(path, number, "invalid UTF-8")))
+            continue
+        try:
+            parsed.append((number, json.loads(text)))
+        except (json.JSONDecodeError, RecursionError) as exc:
+            reason = f"invalid JSON ({exc.msg} at column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else "invalid JSON (nested too deeply)"
+            parsed.append((number, Unreadable(path, number, reason)))
+    return parsed
+
+
+def detect_format(records: list[dict]) -> str | None:
+    """The format most of the first records look like, or None."""
+    sample = records[:_DETECT_SAMPLE]
+    votes = {name: sum(1 for r in sample if module.detect(r)) for name, module in JSON_FORMATS.items()}
+    best = max(votes, key=lambda name: votes[name])
+    return best if votes[best] else None
+
+
+def _read_json_records(path: str, lines: list[str], format: str | None) -> ReadResult:
+    parsed = _parse_lines(path, lines)
+    objects = [value for _, value in parsed if isinstance(value, dict)]
+    if format is None:
+        format = detect_format(objects)
+        if format is None and objects:
+            keys = ", ".join(sorted(objects[0])[:8]) or "none"
+            raise BadInputError(
+                f"{path}: cannot tell the format (the first record's fields: {keys})",
+                f"name it with --format ({', '.join(FORMAT_NAMES)})",
+            )
+        format = format or input_output.NAME  # an empty file: any format reads it
+    module = JSON_FORMATS[format]
+    result = ReadResult(path, format)
+    for number, value in parsed:
+        if isinstance(value, Unreadable):
+            result.unreadable.append(value)
+            continue
+        if not isinstance(value, dict):
+            result.unreadable.append(Unreadable(path, number, f"expected a JSON object, found {_json_type(value)}"))
+            continue
+        try:
+            example = module.parse(value)
+        except RecordError as exc:
+            result.unreadable.append(Unreadable(path, number, f"not a valid {format} record: {exc}"))
+            continue
+        example.source, example.line = path, number
+        result.examples.append(example)
+    return result
+
+
+def _json_type(value: object) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+
+
+def to_record(example: Example, format: str, include_meta: bool = False) -> dict:
+    """One example as a record of `format` (CannotRepresent if it does not fit)."""
+    module = csv_format if format == csv_format.NAME else JSON_FORMATS[format]
+    record = module.to_record(example)
+    if include_meta and format != canonical.NAME:
+        record = {**{k: v for k, v in example.meta.items() if k not in record}, **record}
+    return record
+
+
+def write_file(examples: list[Example], path: str | Path, format: str, include_meta: bool = False) -> None:
+    """Write all examples or nothing: the first one the format cannot hold stops the write."""
+    path = str(path)
+    if format not in FORMAT_NAMES:
+        raise BadInputError(f"unknown format {format!r}", f"choose one of {', '.join(FORMAT_NAMES)}")
+    records = []
+    for ex in examples:
+        try:
+            records.append(to_record(ex, format, include_meta))
+        except CannotRepresent as exc:
+            raise ExportError(
+                f"cannot write example {ex.id} ({ex.where}) as {format}: {exc}",
+                "choose a format that can hold it (gemini, openai and sharegpt hold system instructions and many turns)",
+            ) from None
+    if format == csv_format.NAME:
+        text = csv_format.write_rows(records, path)
+    else:
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    atomic_write_text(path, text)

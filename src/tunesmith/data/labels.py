@@ -1,0 +1,69 @@
+"""Where an example's class label comes from.
+
+In order: `--label FIELD` (a field of the record, or a `Field: value` line of the output);
+a label the file already gives (the canonical format, a CSV label column); the output
+itself when outputs are label-like (few distinct short values, as in intent
+classification); the first field of templated outputs (`Category: …` in
+`Category: …\\nPriority: …`). Otherwise the data has no labels and label checks are skipped."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from .example import Example
+
+_KEY_LINE = re.compile(r"^\s*([A-Za-z][\w \-]{0,40}?)\s*:\s*(.+?)\s*$")
+LABEL_LIKE_MAX_WORDS = 6
+
+
+def key_values(text: str) -> dict[str, str]:
+    """`Key: value` lines of an output, keys as written."""
+    out = {}
+    for line in text.splitlines():
+        m = _KEY_LINE.match(line)
+        if m and m.group(1) not in out:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def _label_like(outputs: list[str]) -> bool:
+    distinct = set(outputs)
+    limit = max(2, min(200, len(outputs) // 5))
+    return 1 < len(distinct) <= limit and all(len(o.split()) <= LABEL_LIKE_MAX_WORDS and "\n" not in o for o in distinct)
+
+
+def _dominant_first_key(outputs: list[str]) -> str | None:
+    firsts = Counter()
+    for o in outputs:
+        kv = key_values(o)
+        if kv:
+            firsts[next(iter(kv))] += 1
+    if not firsts:
+        return None
+    key, n = firsts.most_common(1)[0]
+    return key if n >= 0.8 * len(outputs) else None
+
+
+def assign_labels(examples: list[Example], label_field: str | None = None) -> str | None:
+    """Set `example.label` in place; return how labels were found (for the report), or None."""
+    if label_field:
+        for ex in examples:
+            if label_field in ex.meta and ex.meta[label_field] is not None:
+                ex.label = str(ex.meta[label_field])
+            elif label_field != "label" or ex.label is None:
+                ex.label = key_values(ex.output_text).get(label_field)
+        return f'field "{label_field}"'
+    if any(ex.label is not None for ex in examples):
+        return "the label field of the input"
+    outputs = [ex.output_text.strip() for ex in examples]
+    if _label_like(outputs):
+        for ex, out in zip(examples, outputs):
+            ex.label = out
+        return "the output (label-like outputs)"
+    key = _dominant_first_key(outputs)
+    if key:
+        for ex in examples:
+            ex.label = key_values(ex.output_text).get(key)
+        return f'the "{key}" line of the output'
+    return None
