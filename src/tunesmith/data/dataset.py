@@ -85,6 +85,7 @@ def load_dataset(
             for ex in result.examples:
                 ex.split = Path(result.path).name
         names = [Path(r.path).name for r in results]
+    _make_ids_unique(examples)
     _assign_timestamps(examples, timestamp_field)
     label_source = assign_labels(examples, label_field)
     manifest = None
@@ -102,6 +103,17 @@ def load_dataset(
         manifest=manifest,
         splits=list(dict.fromkeys(names)),
     )
+
+
+def _make_ids_unique(examples: list[Example]) -> None:
+    """Exact duplicates share a content hash, and files can repeat their own ids; every
+    example still needs its own id, so later copies become `<id>.2`, `<id>.3`, … in order."""
+    seen: dict[str, int] = {}
+    for ex in examples:
+        n = seen.get(ex.id, 0) + 1
+        seen[ex.id] = n
+        if n > 1:
+            ex.id = f"{ex.id}.{n}"
 
 
 def _assign_timestamps(examples: list[Example], timestamp_field: str | None) -> None:

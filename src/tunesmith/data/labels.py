@@ -45,6 +45,12 @@ def _dominant_first_key(outputs: list[str]) -> str | None:
     return key if n >= 0.8 * len(outputs) else None
 
 
+def _short(value: str | None) -> str | None:
+    """A label is a few words; a long value is a drifted output ("Returns, Priority: High, …")
+    that the format check reports, not a class of its own."""
+    return value if value is not None and len(value.split()) <= LABEL_LIKE_MAX_WORDS else None
+
+
 def assign_labels(examples: list[Example], label_field: str | None = None) -> str | None:
     """Set `example.label` in place; return how labels were found (for the report), or None."""
     if label_field:
@@ -64,6 +70,6 @@ def assign_labels(examples: list[Example], label_field: str | None = None) -> st
     key = _dominant_first_key(outputs)
     if key:
         for ex in examples:
-            ex.label = key_values(ex.output_text).get(key)
+            ex.label = _short(key_values(ex.output_text).get(key))
         return f'the "{key}" line of the output'
     return None

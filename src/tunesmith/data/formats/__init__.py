@@ -31,6 +31,7 @@ class Unreadable:
     file: str
     line: int
     reason: str
+    raw: str = ""  # the line as read, so that `prepare` can quarantine it whole
 
 
 @dataclass
@@ -106,13 +107,13 @@ def _parse_lines(path: str, lines: list[str]) -> list[tuple[int, object]]:
         if not text.strip():
             continue
         if _has_bad_bytes(text):
-            parsed.append((number, Unreadable(path, number, "invalid UTF-8")))
+            parsed.append((number, Unreadable(path, number, "invalid UTF-8", text)))
             continue
         try:
             parsed.append((number, json.loads(text)))
         except (json.JSONDecodeError, RecursionError) as exc:
             reason = f"invalid JSON ({exc.msg} at column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else "invalid JSON (nested too deeply)"
-            parsed.append((number, Unreadable(path, number, reason)))
+            parsed.append((number, Unreadable(path, number, reason, text)))
     return parsed
 
 
@@ -143,12 +144,14 @@ def _read_json_records(path: str, lines: list[str], format: str | None) -> ReadR
             result.unreadable.append(value)
             continue
         if not isinstance(value, dict):
-            result.unreadable.append(Unreadable(path, number, f"expected a JSON object, found {_json_type(value)}"))
+            reason = f"expected a JSON object, found {_json_type(value)}"
+            result.unreadable.append(Unreadable(path, number, reason, json.dumps(value, ensure_ascii=False)))
             continue
         try:
             example = module.parse(value)
         except RecordError as exc:
-            result.unreadable.append(Unreadable(path, number, f"not a valid {format} record: {exc}"))
+            reason = f"not a valid {format} record: {exc}"
+            result.unreadable.append(Unreadable(path, number, reason, json.dumps(value, ensure_ascii=False)))
             continue
         example.source, example.line = path, number
         result.examples.append(example)

@@ -1,0 +1,42 @@
+"""The `tunesmith` command: a thin layer over the library, one module per command group."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ..errors import TunesmithError
+from . import data, examples
+
+app = typer.Typer(
+    name="tunesmith",
+    help="From a pile of examples to a fine-tuned model in production, with an honest verdict.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(examples.app, name="examples")
+
+
+def main() -> None:
+    """Entry point: user-facing errors print as a sentence and a hint, never a traceback.
+    Usage errors and exit codes are click's (standalone mode); ours are caught here."""
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except TunesmithError as exc:
+        _fail(f"error: {exc.message}", exc.hint, exc.exit_code)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "options"
+        _fail(f"error: {field}: {first['msg']}", None, 2)
+
+
+def _fail(message: str, hint: str | None, code: int) -> None:
+    print(message, file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+    sys.exit(code)
