@@ -1,0 +1,192 @@
+"""Schema migrations: an append-only list of small functions, each applied once per
+database and recorded by name in the `_migrations` table.
+
+To change the schema, add a function at the bottom decorated with `@migration`, and
+change `schema.py` to match. Never edit or reorder a migration that has shipped: a
+database out there already ran it. Each function gets alembic's `Operations` (`op`),
+so the same code runs on SQLite and PostgreSQL; on SQLite, change or drop a column
+inside `with op.batch_alter_table("table") as batch:` (SQLite's ALTER TABLE cannot,
+so alembic rebuilds the table and copies the rows). `op.get_bind()` is the connection
+for moving data. Write the types out (`sa.String`, ...) rather than importing them
+from `schema.py`: a migration describes the schema as it was on the day it shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from .schema import UTCDateTime, utc_now
+
+if TYPE_CHECKING:  # alembic is imported only when a migration is pending (about 0.1 s saved per command)
+    from alembic.operations import Operations
+
+Migration = Callable[["Operations"], None]
+
+MIGRATIONS: list[Migration] = []
+
+# The record of what ran; kept out of schema.py so that it exists before any migration.
+migrations_table = sa.Table(
+    "_migrations", sa.MetaData(),
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+
+def migration(fn: Migration) -> Migration:
+    """Append `fn` to MIGRATIONS; its __name__ is what `_migrations` records."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def apply_migrations(engine: Engine, migrations: list[Migration] | None = None) -> list[str]:
+    """Apply, in order, the migrations this database has not recorded; return their names.
+
+    Each migration runs in its own transaction together with its record, so a failure
+    leaves the database as the previous migration left it. Two processes starting at
+    once are safe: on SQLite every transaction takes the write lock first (see db.py),
+    and a migration is looked up again under that lock before it runs.
+    """
+    migrations = MIGRATIONS if migrations is None else migrations
+    with engine.begin() as conn:
+        migrations_table.create(conn, checkfirst=True)
+        recorded = set(conn.scalars(sa.select(migrations_table.c.name)))
+    pending = [fn for fn in migrations if fn.__name__ not in recorded]
+    if not pending:
+        return []
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    applied = []
+    for fn in pending:
+        with engine.connect() as conn, _foreign_keys_off(conn), conn.begin():
+            if _is_recorded(conn, fn.__name__):
+                continue  # another process got there first
+            fn(Operations(MigrationContext.configure(conn)))
+            _check_foreign_keys(conn, fn.__name__)
+            conn.execute(migrations_table.insert().values(name=fn.__name__, applied_at=utc_now()))
+        applied.append(fn.__name__)
+    return applied
+
+
+def _is_recorded(conn: Connection, name: str) -> bool:
+    return conn.scalar(sa.select(migrations_table.c.name).where(migrations_table.c.name == name)) is not None
+
+
+@contextmanager
+def _foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """SQLite's own recipe for altering a table: foreign keys off while the table is
+    rebuilt (else dropping the old copy would fail or cascade into the rows that point at
+    it), then a `foreign_key_check` before commit. The switch only works outside a
+    transaction, so it goes straight to the driver's connection."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    driver_connection = conn.connection.driver_connection
+    driver_connection.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        driver_connection.execute("PRAGMA foreign_keys = ON")
+
+
+def _check_foreign_keys(conn: Connection, name: str) -> None:
+    if conn.dialect.name != "sqlite":
+        return  # other databases kept checking all along
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"migration {name} left rows that point at missing rows: {broken[:5]}")
+
+
+# --- The migrations, oldest first. Append only. -------------------------------------
+
+
+@migration
+def m001_initial(op: Operations) -> None:
+    """Dataset versions, jobs with their events and metrics, model versions."""
+    op.create_table(
+        "dataset_versions",
+        sa.Column("id", sa.String, nullable=False),
+        sa.Column("path", sa.String, nullable=False),
+        sa.Column("manifest", sa.JSON, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_dataset_versions"),
+    )
+    op.create_table(
+        "jobs",
+        sa.Column("id", sa.String, nullable=False),
+        sa.Column("backend", sa.String, nullable=False),
+        sa.Column("status", sa.String, nullable=False),
+        sa.Column("stop_reason", sa.String),
+        sa.Column("spec", sa.JSON, nullable=False),
+        sa.Column("run_dir", sa.String, nullable=False),
+        sa.Column("base_model", sa.String, nullable=False),
+        sa.Column("method", sa.String, nullable=False),
+        sa.Column("dataset_version", sa.String),
+        sa.Column("pid", sa.Integer),
+        sa.Column("remote_name", sa.String),
+        sa.Column("remote_state", sa.String),
+        sa.Column("error", sa.Text),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True)),
+        sa.Column("ended_at", sa.DateTime(timezone=True)),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_jobs"),
+    )
+    op.create_table(
+        "job_events",
+        sa.Column("id", sa.Integer, nullable=False),
+        sa.Column("job_id", sa.String, nullable=False),
+        sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("kind", sa.String, nullable=False),
+        sa.Column("message", sa.Text, nullable=False),
+        sa.Column("data", sa.JSON),
+        sa.PrimaryKeyConstraint("id", name="pk_job_events"),
+        sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name="fk_job_events_job_id_jobs", ondelete="CASCADE"),
+    )
+    op.create_index("ix_job_events_job_id", "job_events", ["job_id"])
+    op.create_table(
+        "metrics",
+        sa.Column("id", sa.Integer, nullable=False),
+        sa.Column("job_id", sa.String, nullable=False),
+        sa.Column("step", sa.Integer, nullable=False),
+        sa.Column("epoch", sa.Float, nullable=False),
+        sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("train_loss", sa.Float),
+        sa.Column("eval_loss", sa.Float),
+        sa.Column("token_accuracy", sa.Float),
+        sa.Column("eval_token_accuracy", sa.Float),
+        sa.Column("learning_rate", sa.Float),
+        sa.Column("tokens_per_s", sa.Float),
+        sa.Column("extra", sa.JSON),
+        sa.PrimaryKeyConstraint("id", name="pk_metrics"),
+        sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name="fk_metrics_job_id_jobs", ondelete="CASCADE"),
+    )
+    op.create_index("ix_metrics_job_id_step", "metrics", ["job_id", "step"])
+    op.create_table(
+        "model_versions",
+        sa.Column("id", sa.String, nullable=False),
+        sa.Column("job_id", sa.String),
+        sa.Column("name", sa.String),
+        sa.Column("base_model", sa.String, nullable=False),
+        sa.Column("method", sa.String, nullable=False),
+        sa.Column("stage", sa.String, nullable=False),
+        sa.Column("adapter_path", sa.String),
+        sa.Column("merged_path", sa.String),
+        sa.Column("remote_model", sa.String),
+        sa.Column("remote_endpoint", sa.String),
+        sa.Column("dataset_version", sa.String),
+        sa.Column("spec", sa.JSON, nullable=False),
+        sa.Column("final_metrics", sa.JSON),
+        sa.Column("best_metrics", sa.JSON),
+        sa.Column("stop_reason", sa.String),
+        sa.Column("lineage", sa.JSON),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_model_versions"),
+        sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name="fk_model_versions_job_id_jobs", ondelete="SET NULL"),
+        sa.UniqueConstraint("name", name="uq_model_versions_name"),
+    )

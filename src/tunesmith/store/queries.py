@@ -1,0 +1,274 @@
+"""Reading and writing the store: small functions, one per thing a caller wants to do.
+
+Every function takes an optional `session`. Without one it opens its own
+`session_scope()` and commits before returning; with one it works inside the caller's
+transaction and leaves the commit to the caller. Either way it returns ORM objects
+(`Job`, `ModelVersion`, ...): after a function's own session has closed they are
+detached snapshots whose columns can still be read (`.to_dict()` for JSON).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import BadInputError
+from .db import session_scope
+from .schema import (
+    FINISHED_JOB_STATUSES,
+    JOB_BACKENDS,
+    JOB_STATUSES,
+    METRIC_COLUMNS,
+    MODEL_STAGES,
+    Base,
+    DatasetVersion,
+    Job,
+    JobEvent,
+    ModelVersion,
+    StepMetrics,
+    utc_now,
+)
+
+Record = TypeVar("Record", Job, ModelVersion)
+
+# Columns update_job may set: all but the identity and the two times it keeps itself.
+_JOB_FIELDS = frozenset(Job.__table__.columns.keys()) - {"id", "created_at", "updated_at"}
+_AMBIGUOUS_SHOWN = 5  # ids listed when a prefix matches several rows
+
+
+@contextmanager
+def _using(session: Session | None) -> Iterator[Session]:
+    if session is not None:
+        yield session
+    else:
+        with session_scope() as own:
+            yield own
+
+
+def new_id(prefix: str) -> str:
+    """`<prefix>-YYYYMMDD-HHMMSS-xxxx`: sorts by creation time (UTC, to the second);
+    4 random hex digits tell apart ids made in the same second."""
+    return f"{prefix}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def _fresh_id(session: Session, row_class: type[Base], prefix: str) -> str:
+    while True:  # a clash needs two ids in one second with the same 16 random bits
+        candidate = new_id(prefix)
+        if session.get(row_class, candidate) is None:
+            return candidate
+
+
+# --- Dataset versions ---------------------------------------------------------------
+
+
+def record_dataset_version(version: str, path: str | Path, manifest: dict[str, Any], *,
+                           session: Session | None = None) -> DatasetVersion:
+    """Record a prepared dataset; recording it again only updates where it lives."""
+    with _using(session) as s:
+        row = s.get(DatasetVersion, version)
+        if row is None:
+            row = DatasetVersion(id=version, path=str(path), manifest=manifest)
+            s.add(row)
+        else:
+            row.path = str(path)
+        s.flush()
+        return row
+
+
+# --- Jobs ---------------------------------------------------------------------------
+
+
+def create_job(backend: str, spec: dict[str, Any], run_dir: str | Path, base_model: str, method: str,
+               dataset_version: str | None = None, status: str = "queued", *,
+               session: Session | None = None) -> Job:
+    """A new job, with a first "status" event so its timeline starts at its birth."""
+    _check_choice("backend", backend, JOB_BACKENDS)
+    _check_choice("job status", status, JOB_STATUSES)
+    with _using(session) as s:
+        job = Job(id=_fresh_id(s, Job, "job"), backend=backend, status=status, spec=spec, run_dir=str(run_dir),
+                  base_model=base_model, method=method, dataset_version=dataset_version)
+        s.add(job)
+        s.flush()
+        s.add(JobEvent(job_id=job.id, kind="status", message=status, data={"from": None, "to": status}))
+        s.flush()
+        return job
+
+
+def update_job(job_id: str, *, session: Session | None = None, **fields: Any) -> Job:
+    """Set `fields` on the job and touch `updated_at`.
+
+    A status change also adds a "status" event, and stamps `started_at` (on "running")
+    or `ended_at` (on a finished status) unless `fields` sets them.
+    """
+    unknown = set(fields) - _JOB_FIELDS
+    if unknown:
+        raise TypeError(f"update_job() got fields that jobs do not have or may not change: {sorted(unknown)}")
+    if "status" in fields:
+        _check_choice("job status", fields["status"], JOB_STATUSES)
+    if "backend" in fields:
+        _check_choice("backend", fields["backend"], JOB_BACKENDS)
+    with _using(session) as s:
+        job = _get_job_row(s, job_id)
+        old_status, now = job.status, utc_now()
+        for name, value in fields.items():
+            setattr(job, name, value)
+        job.updated_at = now  # explicit: an update that changes nothing still counts as a sign of life
+        if job.status != old_status:
+            if job.status == "running" and "started_at" not in fields:
+                job.started_at = now
+            if job.status in FINISHED_JOB_STATUSES and "ended_at" not in fields:
+                job.ended_at = now
+            message = f"{old_status} → {job.status}" + (f" ({job.stop_reason})" if job.stop_reason else "")
+            s.add(JobEvent(job_id=job.id, time=now, kind="status", message=message,
+                           data={"from": old_status, "to": job.status, "stop_reason": job.stop_reason}))
+        s.flush()
+        return job
+
+
+def add_event(job_id: str, kind: str, message: str, data: dict[str, Any] | None = None, *,
+              session: Session | None = None) -> JobEvent:
+    with _using(session) as s:
+        event = JobEvent(job_id=job_id, kind=kind, message=message, data=data)
+        s.add(event)
+        s.flush()
+        return event
+
+
+def add_metrics(job_id: str, step: int, epoch: float, *, session: Session | None = None,
+                **values: float | None) -> StepMetrics:
+    """Record the metrics of one step. Names in METRIC_COLUMNS get their own column;
+    any other name goes to `extra`."""
+    columns = {name: value for name, value in values.items() if name in METRIC_COLUMNS}
+    extra = {name: value for name, value in values.items() if name not in METRIC_COLUMNS}
+    with _using(session) as s:
+        row = StepMetrics(job_id=job_id, step=step, epoch=epoch, extra=extra or None, **columns)
+        s.add(row)
+        s.flush()
+        return row
+
+
+def get_job(id_or_prefix: str, *, session: Session | None = None) -> Job:
+    """The job with this id, or the only job whose id starts with it."""
+    with _using(session) as s:
+        return _get_job_row(s, id_or_prefix)
+
+
+def list_jobs(limit: int = 50, status: str | None = None, *, session: Session | None = None) -> list[Job]:
+    """Newest first."""
+    if status is not None:
+        _check_choice("job status", status, JOB_STATUSES)
+    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(Job.status == status)
+    with _using(session) as s:
+        return list(s.scalars(query))
+
+
+def job_events(job_id: str, after_id: int = 0, *, session: Session | None = None) -> list[JobEvent]:
+    """The job's events in the order they happened; `after_id` (the last id seen) follows a live job."""
+    query = select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after_id).order_by(JobEvent.id)
+    with _using(session) as s:
+        return list(s.scalars(query))
+
+
+def job_metrics(job_id: str, *, session: Session | None = None) -> list[StepMetrics]:
+    """The job's metrics by step (rows for one step in the order they were recorded)."""
+    query = select(StepMetrics).where(StepMetrics.job_id == job_id).order_by(StepMetrics.step, StepMetrics.id)
+    with _using(session) as s:
+        return list(s.scalars(query))
+
+
+def _get_job_row(s: Session, id_or_prefix: str) -> Job:
+    return _by_id_or_prefix(s, Job, id_or_prefix, "job", "`tunesmith jobs list` shows the jobs")
+
+
+# --- Model versions -----------------------------------------------------------------
+
+
+def register_model(*, base_model: str, method: str, spec: dict[str, Any], job_id: str | None = None,
+                   name: str | None = None, adapter_path: str | None = None, merged_path: str | None = None,
+                   remote_model: str | None = None, remote_endpoint: str | None = None,
+                   dataset_version: str | None = None, final_metrics: dict[str, Any] | None = None,
+                   best_metrics: dict[str, Any] | None = None, stop_reason: str | None = None,
+                   lineage: dict[str, Any] | None = None, session: Session | None = None) -> ModelVersion:
+    """A new model version in the registry, at stage "candidate"."""
+    with _using(session) as s:
+        if name is not None:
+            _check_name_free(s, name)
+        model = ModelVersion(
+            id=_fresh_id(s, ModelVersion, "mv"), job_id=job_id, name=name, base_model=base_model, method=method,
+            stage="candidate", adapter_path=adapter_path, merged_path=merged_path, remote_model=remote_model,
+            remote_endpoint=remote_endpoint, dataset_version=dataset_version, spec=spec,
+            final_metrics=final_metrics, best_metrics=best_metrics, stop_reason=stop_reason, lineage=lineage,
+        )
+        s.add(model)
+        s.flush()
+        return model
+
+
+def get_model(id_or_prefix_or_alias: str, *, session: Session | None = None) -> ModelVersion:
+    """The model version with this id or name, or the only one whose id starts with it."""
+    with _using(session) as s:
+        return _get_model_row(s, id_or_prefix_or_alias)
+
+
+def list_models(limit: int = 50, *, session: Session | None = None) -> list[ModelVersion]:
+    """Newest first."""
+    query = select(ModelVersion).order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc()).limit(limit)
+    with _using(session) as s:
+        return list(s.scalars(query))
+
+
+def set_model_stage(id_or_prefix_or_alias: str, stage: str, *, session: Session | None = None) -> ModelVersion:
+    _check_choice("stage", stage, MODEL_STAGES)
+    with _using(session) as s:
+        model = _get_model_row(s, id_or_prefix_or_alias)
+        model.stage = stage
+        s.flush()
+        return model
+
+
+def _get_model_row(s: Session, text: str) -> ModelVersion:
+    named = s.scalars(select(ModelVersion).where(ModelVersion.name == text)).first()
+    if named is not None:
+        return named  # names may not start with "mv-", so a name never hides an id
+    return _by_id_or_prefix(s, ModelVersion, text, "model version", "`tunesmith models list` shows the models")
+
+
+def _check_name_free(s: Session, name: str) -> None:
+    if not name.strip() or name.startswith("mv-"):
+        raise BadInputError(f"{name!r} cannot name a model", "pick a name that is not empty and does not start with 'mv-'")
+    taken = s.scalars(select(ModelVersion.id).where(ModelVersion.name == name)).first()
+    if taken is not None:
+        raise BadInputError(f"the name {name!r} is taken by {taken}", "pick another name")
+
+
+# --- Shared -------------------------------------------------------------------------
+
+
+def _by_id_or_prefix(s: Session, row_class: type[Record], text: str, noun: str, hint: str) -> Record:
+    if not text.strip():
+        raise BadInputError(f"no {noun} id given", hint)
+    exact = s.get(row_class, text)
+    if exact is not None:
+        return exact
+    query = select(row_class).where(row_class.id.startswith(text, autoescape=True))
+    matches = list(s.scalars(query.order_by(row_class.id).limit(_AMBIGUOUS_SHOWN + 1)))
+    if not matches:
+        raise BadInputError(f"no {noun} {text!r}", hint)
+    if len(matches) > 1:
+        shown = ", ".join(m.id for m in matches[:_AMBIGUOUS_SHOWN]) + (", …" if len(matches) > _AMBIGUOUS_SHOWN else "")
+        raise BadInputError(f"{text!r} matches several {noun}s: {shown}", "type more of the id")
+    return matches[0]
+
+
+def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise BadInputError(f"unknown {what} {value!r}", f"use one of: {', '.join(choices)}")

@@ -1,0 +1,174 @@
+"""The store's tables as ORM classes: what a dataset version, a job, its events and
+metrics, and a model version are on disk.
+
+These classes describe the schema as the newest migration leaves it; they never create
+it. A change here goes with a new migration in `migrations.py` (a test compares the two).
+
+The classes have no `relationship()`s on purpose: query functions hand out objects after
+their session has closed, and a lazy relationship on a detached object raises. Events and
+metrics of a job come from `queries.job_events` and `queries.job_metrics` instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+JOB_BACKENDS = ("local", "vertex")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINISHED_JOB_STATUSES = ("succeeded", "failed", "cancelled")
+MODEL_STAGES = ("candidate", "staging", "production", "archived")
+
+JSONDict = dict[str, Any]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every database.
+
+    SQLite has no time zone type: SQLAlchemy writes the wall-clock digits and reads them
+    back naive. Writing UTC and reading the digits back as UTC keeps values exact there,
+    and PostgreSQL's `timestamptz` round-trips them natively.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store keeps timezone-aware UTC times")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    # Named constraints, so that a later migration can drop or alter them by name
+    # (SQLite's batch mode in alembic needs the names). Migration 1 spells out the same names.
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
+    # none_as_null: a Python None is stored as SQL NULL, not as the JSON text "null".
+    type_annotation_map = {datetime: UTCDateTime(), JSONDict: JSON(none_as_null=True)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Column values by attribute name, datetimes as ISO 8601 strings: ready for JSON."""
+        values = {attr.key: getattr(self, attr.key) for attr in self.__mapper__.column_attrs}
+        return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in values.items()}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {getattr(self, 'id', '?')}>"
+
+
+class DatasetVersion(Base):
+    """A prepared, sealed dataset folder; `id` is the manifest's `dataset_version` hash."""
+
+    __tablename__ = "dataset_versions"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    path: Mapped[str] = mapped_column(String)  # the prepared folder, where it was last recorded
+    manifest: Mapped[JSONDict]  # manifest.json as written by `prepare`
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class Job(Base):
+    """One training run on one backend, from queued to finished."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)  # job-20261125-141502-a1b2
+    backend: Mapped[str] = mapped_column(String)  # one of JOB_BACKENDS
+    status: Mapped[str] = mapped_column(String)  # one of JOB_STATUSES
+    stop_reason: Mapped[str | None] = mapped_column(String)  # completed, stopped_early, nan_loss, cancelled, error
+    spec: Mapped[JSONDict]  # the fully resolved training spec
+    run_dir: Mapped[str] = mapped_column(String)  # $TUNESMITH_HOME/runs/<job id>
+    base_model: Mapped[str] = mapped_column(String)
+    method: Mapped[str] = mapped_column(String)  # lora, qlora, full, or the managed path's name
+    dataset_version: Mapped[str | None] = mapped_column(String)  # a dataset_versions.id; not enforced
+    pid: Mapped[int | None] = mapped_column(Integer)  # the local training process, while it runs
+    remote_name: Mapped[str | None] = mapped_column(String)  # the managed job's resource name
+    remote_state: Mapped[str | None] = mapped_column(String)  # the managed job's own state, as last polled
+    error: Mapped[str | None] = mapped_column(Text)  # what went wrong, for a person to read
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
+class JobEvent(Base):
+    """A line in a job's timeline: a status change, a log line, a checkpoint, a warning."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (Index(None, "job_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # increasing: a cursor for followers
+    job_id: Mapped[str] = mapped_column(String, ForeignKey("jobs.id", ondelete="CASCADE"))
+    time: Mapped[datetime] = mapped_column(default=utc_now)
+    kind: Mapped[str] = mapped_column(String)  # status, log, checkpoint, warning, stopped_early, ...
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[JSONDict | None]
+
+
+class StepMetrics(Base):
+    """The metrics a job reported at one training step (train and eval side by side)."""
+
+    __tablename__ = "metrics"
+    __table_args__ = (Index(None, "job_id", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String, ForeignKey("jobs.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    epoch: Mapped[float] = mapped_column(Float)
+    time: Mapped[datetime] = mapped_column(default=utc_now)
+    train_loss: Mapped[float | None] = mapped_column(Float)
+    eval_loss: Mapped[float | None] = mapped_column(Float)
+    token_accuracy: Mapped[float | None] = mapped_column(Float)
+    eval_token_accuracy: Mapped[float | None] = mapped_column(Float)
+    learning_rate: Mapped[float | None] = mapped_column(Float)
+    tokens_per_s: Mapped[float | None] = mapped_column(Float)
+    extra: Mapped[JSONDict | None]  # any other value reported at this step, by name
+
+
+METRIC_COLUMNS = ("train_loss", "eval_loss", "token_accuracy", "eval_token_accuracy", "learning_rate", "tokens_per_s")
+
+
+class ModelVersion(Base):
+    """A tuned model in the registry, with the lineage to reproduce and judge it."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)  # mv-20261125-141502-a1b2
+    job_id: Mapped[str | None] = mapped_column(String, ForeignKey("jobs.id", ondelete="SET NULL"))
+    name: Mapped[str | None] = mapped_column(String, unique=True)  # an alias a person picks; NULLs don't clash
+    base_model: Mapped[str] = mapped_column(String)
+    method: Mapped[str] = mapped_column(String)
+    stage: Mapped[str] = mapped_column(String)  # one of MODEL_STAGES; "candidate" when registered
+    adapter_path: Mapped[str | None] = mapped_column(String)  # a PEFT adapter folder
+    merged_path: Mapped[str | None] = mapped_column(String)  # full weights with the adapter merged in
+    remote_model: Mapped[str | None] = mapped_column(String)  # the managed path's tuned model resource
+    remote_endpoint: Mapped[str | None] = mapped_column(String)  # where the managed model is served
+    dataset_version: Mapped[str | None] = mapped_column(String)
+    spec: Mapped[JSONDict]  # the training spec that produced it
+    final_metrics: Mapped[JSONDict | None]  # metrics at the last step
+    best_metrics: Mapped[JSONDict | None]  # metrics at the best eval step (the weights kept)
+    stop_reason: Mapped[str | None] = mapped_column(String)
+    lineage: Mapped[JSONDict | None]  # anything else worth keeping about where it came from
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
