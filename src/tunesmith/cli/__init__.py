@@ -7,7 +7,8 @@ import sys
 import typer
 
 from ..errors import TunesmithError
-from . import data, examples
+from . import data, examples, jobs, models
+from .train import train_command
 
 app = typer.Typer(
     name="tunesmith",
@@ -18,6 +19,9 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(examples.app, name="examples")
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(models.app, name="models")
+app.command("train")(train_command)
 
 
 def main() -> None:

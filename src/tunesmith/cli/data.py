@@ -102,6 +102,38 @@ def export_command(
         print(f"{split}: {info['examples']} examples -> {info['file']}")
 
 
+@app.command("inspect")
+def inspect_command(
+    prepared: Path = typer.Argument(..., help="a prepared folder (or any data file)"),
+    model: str = typer.Option("smollm2-135m-instruct", help="the base model whose chat template and tokenizer apply"),
+    n: int = typer.Option(3, "-n", min=1, help="examples to show"),
+    split: str = typer.Option("train", help="which split of a prepared folder"),
+    max_seq_length: int = typer.Option(1024, help="the training max_seq_length: tokens past it are cut"),
+    plain: bool = typer.Option(False, help="plain text: trained tokens in ⟦ ⟧ (default when not a terminal)"),
+) -> None:
+    """Show examples token by token as training sees them: which tokens are trained, which masked."""
+    import sys
+
+    from rich.console import Console
+
+    from ..data.dataset import load_dataset
+    from ..models.loading import load_tokenizer
+    from ..train.inspect import render_inspection
+
+    dataset = load_dataset([prepared])
+    examples = dataset.split(split) if dataset.prepared_dir else dataset.examples
+    if not examples:
+        from ..errors import BadInputError
+
+        raise BadInputError(f"{prepared} has no {split} examples")
+    rendered = render_inspection(examples, load_tokenizer(model), max_seq_length, n=n,
+                                 plain=plain or not sys.stdout.isatty())
+    if isinstance(rendered, str):
+        print(rendered)
+    else:
+        Console().print(rendered)
+
+
 @app.command("targets")
 def targets_command() -> None:
     """List the tuning targets (limits and prices are data files)."""

@@ -1,0 +1,171 @@
+"""Benchmark: tunesmith's LoRA training against TRL's SFTTrainer with a default SFTConfig,
+same model (SmolLM2-135M-Instruct), data, LoRA and optimiser hyperparameters, in one run.
+
+Prints trained (non-padding) tokens per second of each, the ratio, the validation loss of
+each (computed the same way afterwards: mean loss on the model-turn tokens of the same
+validation examples), and the fraction of this CPU's measured matmul peak reached
+(about 4·N FLOPs per trained token for LoRA, N = parameters). Results also go to
+bench/results/train_throughput.json.
+
+    .venv/bin/python bench/train_throughput.py [--train 256] [--validation 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+RESULTS = Path(__file__).resolve().parent / "results" / "train_throughput.json"
+LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear"}
+HYPER = {"learning_rate": 2e-4, "batch_size": 8, "epochs": 1, "warmup_ratio": 0.03, "seed": 0, "max_length": 1024}
+
+
+def matmul_peak_gflops(dtype) -> float:
+    import torch
+
+    a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    start, n = time.perf_counter(), 20
+    for _ in range(n):
+        a @ b
+    return 2 * 2048**3 * n / (time.perf_counter() - start) / 1e9
+
+
+def prepare_data(folder: Path, n_train: int, n_validation: int):
+    from tunesmith.data.prepare import PrepareOptions, prepare
+    from tunesmith.examples.tickets import write_tickets
+
+    raw = folder / "tickets.jsonl"
+    write_tickets(raw, n=int((n_train + n_validation) * 1.25) + 50, seed=3)
+    share = n_validation / (n_train + n_validation)
+    result = prepare([raw], folder / "prepared", PrepareOptions(dedupe=True, drop_conflicts=True, enforce_template=True,
+                                                                validation=share, test=0.0, seed=0))
+    return result.out_dir
+
+
+def masked_validation_loss(model, encoded) -> float:
+    """Mean cross-entropy over the trained (model-turn) tokens of the validation examples."""
+    import torch
+
+    from tunesmith.train.tokenize import pad_batch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(encoded), 8):
+            batch = pad_batch(encoded[i:i + 8], pad_id=0)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+            labels = batch["labels"][:, 1:]
+            losses = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels, ignore_index=-100,
+                                                       reduction="sum")
+            total += losses.item()
+            count += int((labels != -100).sum())
+    return total / count
+
+
+def run_tunesmith(prepared: Path, home: Path):
+    """tunesmith's own recipe (train.backends.local), timed around trainer.train()."""
+    os.environ["TUNESMITH_HOME"] = str(home)
+    from tunesmith.train.backends import local
+    from tunesmith.train.jobs import create_job
+    from tunesmith.train.spec import TrainSpec
+
+    spec = TrainSpec(data=prepared, epochs=HYPER["epochs"], learning_rate=HYPER["learning_rate"],
+                     batch_size=HYPER["batch_size"], max_seq_length=HYPER["max_length"], seed=HYPER["seed"],
+                     warmup_ratio=HYPER["warmup_ratio"], eval_interval=100_000, checkpoint_interval=100_000,
+                     lora={"rank": LORA["r"], "alpha": LORA["lora_alpha"], "dropout": LORA["lora_dropout"]})
+    job = create_job(spec)
+    trainer, _, extras = local.setup(spec, Path(job.run_dir), local.Reporter(job.id, Path(job.run_dir)),
+                                     local._CancelFlag())
+    start = time.perf_counter()
+    trainer.train()
+    return trainer.model, time.perf_counter() - start, extras["precision"]
+
+
+def run_trl_default(prepared: Path, out: Path):
+    """TRL's SFTTrainer with a default SFTConfig: conversational prompt-completion data
+    (so the loss is on the completion, as in tunesmith), the same hyperparameters."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    from tunesmith.data.dataset import load_dataset
+    from tunesmith.models.loading import load_model, load_tokenizer
+
+    examples = load_dataset([prepared]).split("train")
+    rows = {"prompt": [[{"role": "user", "content": ex.input_text}] for ex in examples],
+            "completion": [[{"role": "assistant", "content": ex.output_text}] for ex in examples]}
+    config = SFTConfig(output_dir=str(out), num_train_epochs=HYPER["epochs"], learning_rate=HYPER["learning_rate"],
+                       per_device_train_batch_size=HYPER["batch_size"], warmup_steps=HYPER["warmup_ratio"],
+                       seed=HYPER["seed"], max_length=HYPER["max_length"], report_to=[], save_strategy="no",
+                       disable_tqdm=True, use_cpu=True)
+    trainer = SFTTrainer(model=load_model("smollm2-135m-instruct"), args=config, train_dataset=Dataset.from_dict(rows),
+                         processing_class=load_tokenizer("smollm2-135m-instruct"),
+                         peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA))
+    start = time.perf_counter()
+    trainer.train()
+    return trainer.model, time.perf_counter() - start
+
+
+def main() -> int:
+    import torch
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--train", type=int, default=256)
+    parser.add_argument("--validation", type=int, default=64)
+    args = parser.parse_args()
+
+    from tunesmith.data.dataset import load_dataset
+    from tunesmith.models.loading import load_tokenizer
+    from tunesmith.train.tokenize import encode_dataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        prepared = prepare_data(folder, args.train, args.validation)
+        dataset = load_dataset([prepared])
+        tokenizer = load_tokenizer("smollm2-135m-instruct")
+        train_tokens = sum(len(e.input_ids) for e in encode_dataset(dataset.split("train"), tokenizer, 1024))
+        validation = encode_dataset(dataset.split("validation"), tokenizer, 1024)
+        peaks = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
+
+        ours, ours_s, precision = run_tunesmith(prepared, folder / "home")
+        ours_loss = masked_validation_loss(ours, validation)
+        del ours
+        trl, trl_s, = run_trl_default(prepared, folder / "trl")
+        trl_loss = masked_validation_loss(trl, validation)
+
+    parameters = 134_515_008  # SmolLM2-135M (tied embeddings counted once)
+    results = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "train_examples": len(dataset.split("train")), "trained_tokens_per_epoch": train_tokens,
+        "tunesmith": {"seconds": round(ours_s, 1), "tokens_per_s": round(train_tokens / ours_s, 1),
+                      "validation_loss": round(ours_loss, 4), "precision": precision},
+        "trl_default": {"seconds": round(trl_s, 1), "tokens_per_s": round(train_tokens / trl_s, 1),
+                        "validation_loss": round(trl_loss, 4)},
+        "matmul_peak_gflops": {k: round(v, 1) for k, v in peaks.items()},
+    }
+    results["speedup"] = round(trl_s / ours_s, 2)
+    achieved = 4 * parameters * train_tokens / ours_s / 1e9
+    results["tunesmith_gflops"] = round(achieved, 1)
+    results["roofline_fraction"] = {k: round(achieved / v, 2) for k, v in peaks.items()}
+    print(json.dumps(results, indent=2))
+    print(f"tunesmith {results['tunesmith']['tokens_per_s']} tok/s vs TRL defaults {results['trl_default']['tokens_per_s']} "
+          f"tok/s: {results['speedup']}x (target >= 2x); validation loss {ours_loss:.4f} vs {trl_loss:.4f}; "
+          f"{achieved:.0f} GFLOP/s = {results['roofline_fraction']['fp32']:.0%} of the fp32 matmul peak, "
+          f"{results['roofline_fraction']['bf16']:.0%} of the bf16 peak")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The live training display: a progress bar with step, epoch, ETA, losses and speed."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class TrainingDisplay:
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("step {task.completed}/{task.total}"),
+            BarColumn(),
+            TextColumn("epoch {task.fields[epoch]:.2f}"),
+            TimeRemainingColumn(),
+            TextColumn("train {task.fields[train]}  val {task.fields[val]}  {task.fields[speed]} tok/s"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.task = None
+
+    def __enter__(self) -> "TrainingDisplay":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def __call__(self, row: dict) -> None:
+        if "event" in row:
+            self.progress.console.print(f"[dim]{row['event']}:[/dim] {row['message']}", highlight=False)
+            return
+        if self.task is None:
+            self.task = self.progress.add_task("train", total=row.get("max_steps") or None, epoch=0.0,
+                                               train="-", val="-", speed="-")
+        fields = {"epoch": row.get("epoch", 0.0)}
+        if "train_loss" in row:
+            fields["train"] = f"{row['train_loss']:.4f}"
+        if "eval_loss" in row:
+            fields["val"] = f"{row['eval_loss']:.4f}"
+            self.progress.console.print(f"step {row['step']}: validation loss {row['eval_loss']:.4f}"
+                                        + (f", token accuracy {row['eval_token_accuracy']:.3f}"
+                                           if "eval_token_accuracy" in row else ""), highlight=False)
+        if "tokens_per_s" in row:
+            fields["speed"] = f"{row['tokens_per_s']:.0f}"
+        self.progress.update(self.task, completed=row["step"], total=row.get("max_steps") or None, **fields)

@@ -1,0 +1,77 @@
+"""`tunesmith models …`: the registry of tuned models, and the base-model catalog."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Tuned models (the registry) and base models.", no_args_is_help=True)
+
+
+def _model_dict(model) -> dict:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in model.to_dict().items()}
+
+
+@app.command("list")
+def list_command(json_out: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Registered models, newest first."""
+    from ..store.queries import list_models
+
+    models = list_models()
+    if json_out:
+        print(json.dumps([_model_dict(m) for m in models], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("model", "name", "stage", "base model", "method", "best val loss", "stopped")
+    for m in models:
+        best = (m.best_metrics or {}).get("eval_loss")
+        table.add_row(m.id, m.name or "", m.stage, m.base_model, m.method, f"{best:.4f}" if best else "",
+                      m.stop_reason or "")
+    Console().print(table)
+
+
+@app.command("show")
+def show_command(model_id: str, json_out: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """A model version and its lineage."""
+    from ..store.queries import get_model
+
+    model = get_model(model_id)
+    data = _model_dict(model)
+    if json_out:
+        print(json.dumps(data, indent=2))
+        return
+    for key in ("id", "name", "stage", "base_model", "method", "adapter_path", "merged_path", "dataset_version",
+                "job_id", "stop_reason", "best_metrics", "final_metrics", "created_at"):
+        if data.get(key) is not None:
+            print(f"{key:16} {data[key]}")
+
+
+@app.command("export")
+def export_command(model_id: str, out: Path = typer.Option(..., help="folder to write"),
+                   merged: bool = typer.Option(False, help="merge the adapter into the base: a plain transformers model"),
+                   json_out: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Write a model's adapter, or the merged model (safetensors + tokenizer)."""
+    from ..models.export import export_model
+
+    path = export_model(model_id, out, merged=merged)
+    if json_out:
+        print(json.dumps({"model": model_id, "path": str(path), "merged": merged}))
+    else:
+        print(f"exported {'merged model' if merged else 'weights'} of {model_id} to {path}")
+
+
+@app.command("base")
+def base_command(json_out: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """The base-model catalog (any Hugging Face id or local folder works too)."""
+    from ..models.loading import base_models
+
+    models = base_models()
+    if json_out:
+        print(json.dumps(models, indent=2))
+        return
+    for m in models:
+        print(f"{m['name']:26} {m['description']}")

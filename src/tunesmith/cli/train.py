@@ -1,0 +1,70 @@
+"""`tunesmith train`: tune a model from a spec (every field is also a flag)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def train_command(
+    spec_file: Optional[Path] = typer.Argument(None, help="a YAML spec; flags override its fields"),
+    data: Optional[Path] = typer.Option(None, help="a prepared dataset folder (`tunesmith data prepare`)"),
+    base_model: Optional[str] = typer.Option(None, help="catalog name, local folder or Hugging Face id [smollm2-135m-instruct]"),
+    method: Optional[str] = typer.Option(None, help="lora | qlora | full [lora]"),
+    epochs: Optional[float] = typer.Option(None, help="passes over the data [3; the guide: 2-5]"),
+    learning_rate: Optional[float] = typer.Option(None, help="[2e-4 for lora/qlora, 2e-5 for full]"),
+    batch_size: Optional[int] = typer.Option(None, help="examples per step [8]"),
+    gradient_accumulation: Optional[int] = typer.Option(None, help="steps per optimizer update [1]"),
+    max_seq_length: Optional[int] = typer.Option(None, help="tokens per example; longer ones are truncated [1024]"),
+    max_steps: Optional[int] = typer.Option(None, help="stop after this many optimizer steps"),
+    seed: Optional[int] = typer.Option(None, help="[0]"),
+    precision: Optional[str] = typer.Option(None, help="auto | bf16 | fp16 | fp32 [auto]"),
+    lora_rank: Optional[int] = typer.Option(None, help="LoRA rank [16]"),
+    lora_alpha: Optional[float] = typer.Option(None, help="LoRA alpha [32]"),
+    lora_dropout: Optional[float] = typer.Option(None, help="LoRA dropout [0.05]"),
+    eval_interval: Optional[int] = typer.Option(None, help="steps between evaluations [about 4 per epoch]"),
+    checkpoint_interval: Optional[int] = typer.Option(None, help="steps between checkpoints [each evaluation]"),
+    patience: Optional[int] = typer.Option(None, help="evaluations without improvement before stopping; 0 = off [3]"),
+    min_delta: Optional[float] = typer.Option(None, help="smallest validation-loss drop that counts [0]"),
+    name: Optional[str] = typer.Option(None, help="an alias for the registered model"),
+    detach: bool = typer.Option(False, help="run in the background; follow with `tunesmith jobs logs ID --follow`"),
+) -> None:
+    """Tune a model on a prepared dataset and register the result."""
+    from ..train.jobs import start_job
+    from ..train.spec import load_spec
+    from ._display import TrainingDisplay
+
+    spec = load_spec(
+        spec_file, data=data, base_model=base_model, method=method, epochs=epochs, learning_rate=learning_rate,
+        batch_size=batch_size, gradient_accumulation=gradient_accumulation, max_seq_length=max_seq_length,
+        max_steps=max_steps, seed=seed, precision=precision, eval_interval=eval_interval,
+        checkpoint_interval=checkpoint_interval, name=name,
+        **{"lora.rank": lora_rank, "lora.alpha": lora_alpha, "lora.dropout": lora_dropout,
+           "early_stopping.patience": patience, "early_stopping.min_delta": min_delta},
+    )
+    if detach:
+        job = start_job(spec, detach=True)
+        print(f"started job {job.id} in the background (pid {job.pid})")
+        print(f"follow it: tunesmith jobs logs {job.id} --follow")
+        return
+    with TrainingDisplay() as display:
+        job = start_job(spec, display=display)
+    report_end(job)
+
+
+def report_end(job) -> None:
+    """What a finished job left: the model id and where its metrics are, or why it failed."""
+    from ..store.queries import job_events
+
+    print(f"job {job.id}: {job.status} ({job.stop_reason})")
+    if job.status == "succeeded":
+        registered = [e for e in job_events(job.id) if e.kind == "registered"]
+        if registered:
+            print(f"model {registered[-1].data['model_id']} registered (stage candidate)")
+        print(f"metrics: {Path(job.run_dir) / 'metrics.jsonl'}")
+        return
+    if job.error:
+        print(f"error: {job.error}")
+    raise typer.Exit(1)

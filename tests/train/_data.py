@@ -1,0 +1,17 @@
+"""A small prepared dataset of support tickets for training tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tunesmith.data.prepare import PrepareOptions, prepare
+from tunesmith.examples.tickets import write_tickets
+
+
+def prepared_tickets(folder: Path, n: int = 120, validation: float = 0.2, seed: int = 0) -> Path:
+    raw = folder / "tickets.jsonl"
+    write_tickets(raw, n=n, seed=seed)
+    out = folder / "prepared"
+    prepare([raw], out, PrepareOptions(dedupe=True, drop_conflicts=True, enforce_template=True,
+                                       validation=validation, test=0.1))
+    return out

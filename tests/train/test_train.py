@@ -1,0 +1,151 @@
+"""Real training steps on a tiny random Llama (the SmolLM2 runs are in test_train_slow.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tunesmith.store import queries
+from tunesmith.train import jobs
+from tunesmith.train.spec import load_spec
+
+from ._data import prepared_tickets
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    return prepared_tickets(tmp_path_factory.mktemp("train"), n=100, validation=0.3)
+
+
+def spec_for(prepared, tiny_model_dir, **overrides):
+    fields = {"data": prepared, "base_model": str(tiny_model_dir), "batch_size": 4, "max_steps": 8,
+              "eval_interval": 4, "precision": "fp32", **overrides}
+    return load_spec(**fields)
+
+
+def wait_for(condition, timeout_s=120.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def test_lora_run_records_metrics_and_registers_the_model(prepared, tiny_model_dir, tmp_path):
+    job = jobs.start_job(spec_for(prepared, tiny_model_dir, name="tickets-v1"))
+    assert (job.status, job.stop_reason) == ("succeeded", "completed")
+    run_dir = Path(job.run_dir)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if "learning_rate" in r]
+    eval_rows = [r for r in rows if "eval_loss" in r]
+    assert [r["step"] for r in train_rows] == list(range(1, 9))
+    assert {"train_loss", "token_accuracy", "learning_rate", "tokens_per_s", "epoch"} <= set(train_rows[0])
+    assert [r["step"] for r in eval_rows] == [4, 8] and "eval_token_accuracy" in eval_rows[0]
+    assert len(queries.job_metrics(job.id)) == len(rows)
+
+    model = queries.get_model("tickets-v1")
+    manifest = json.loads((prepared / "manifest.json").read_text())
+    assert model.stage == "candidate" and model.job_id == job.id and model.method == "lora"
+    assert model.dataset_version == manifest["dataset_version"]
+    assert model.spec["learning_rate"] == 2e-4 and model.stop_reason == "completed"
+    assert model.best_metrics["eval_loss"] == min(r["eval_loss"] for r in eval_rows)
+    assert (Path(model.adapter_path) / "adapter_config.json").is_file()
+    assert (run_dir / "spec.yaml").is_file() and "registered model" in (run_dir / "train.log").read_text()
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunesmith.models.export import export_model
+
+    merged = export_model(model.id, tmp_path / "merged", merged=True)
+    plain = AutoModelForCausalLM.from_pretrained(str(merged))  # no PEFT, no tunesmith needed
+    tokenizer = AutoTokenizer.from_pretrained(str(merged))
+    out = plain.generate(**tokenizer("Hello", return_tensors="pt"), max_new_tokens=3, do_sample=False)
+    assert out.shape[1] > 1
+    adapter = export_model(model.id, tmp_path / "adapter")
+    assert (adapter / "adapter_model.safetensors").is_file()
+
+
+def test_full_fine_tuning_registers_a_plain_model(prepared, tiny_model_dir):
+    job = jobs.start_job(spec_for(prepared, tiny_model_dir, method="full", max_steps=4))
+    assert job.status == "succeeded"
+    model = queries.list_models()[0]
+    assert model.method == "full" and model.adapter_path is None
+    assert (Path(model.merged_path) / "model.safetensors").is_file()
+
+
+def test_overfitting_stops_early_and_keeps_the_best_checkpoint(prepared, tiny_model_dir):
+    spec = spec_for(prepared, tiny_model_dir, method="full", learning_rate=5e-3, epochs=60, max_steps=None,
+                    eval_interval=5, **{"early_stopping.patience": 3})
+    job = jobs.start_job(spec)
+    assert (job.status, job.stop_reason) == ("succeeded", "stopped_early")
+    model = queries.list_models()[0]
+    evidence = model.lineage["evidence"]
+    evaluations = evidence["evaluations"]
+    assert len(evaluations) == 4 and evaluations[0]["step"] == evidence["best_step"]
+    assert all(e["eval_loss"] >= evaluations[0]["eval_loss"] for e in evaluations[1:])
+    assert evaluations[-1]["train_loss"] < evaluations[0]["train_loss"]
+    assert model.best_metrics["step"] == evidence["best_step"] < model.final_metrics["step"]
+    assert any(e.kind == "stopped_early" for e in queries.job_events(job.id))
+
+
+def test_exploding_loss_stops_the_run_with_a_clear_message(prepared, tiny_model_dir):
+    job = jobs.start_job(spec_for(prepared, tiny_model_dir, method="full", learning_rate=0.9, max_steps=30,
+                                  max_grad_norm=1e6, warmup_ratio=0))
+    assert job.status == "failed" and job.stop_reason in ("nan_loss", "exploding_loss")
+    assert "loss" in job.error
+
+
+def test_cancel_then_resume(prepared, tiny_model_dir):
+    spec = spec_for(prepared, tiny_model_dir, max_steps=400, eval_interval=5)
+    job = jobs.start_job(spec, detach=True)
+    checkpoints = Path(job.run_dir) / "checkpoints"
+    assert wait_for(lambda: any(checkpoints.glob("checkpoint-*"))), (Path(job.run_dir) / "train.log").read_text()
+    cancelled = jobs.cancel_job(job.id)
+    assert (cancelled.status, cancelled.stop_reason) == ("cancelled", "cancelled")
+    assert not jobs.pid_alive(job.pid)
+    stopped_at = max(int(p.name.split("-")[1]) for p in checkpoints.glob("checkpoint-*"))
+    assert 0 < stopped_at < 400
+    resumed = jobs.resume_job(job.id)
+    assert resumed.status == "succeeded"
+    steps = [json.loads(line)["step"] for line in (Path(job.run_dir) / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == 400
+
+
+def test_kill_9_then_resume_ends_where_an_uninterrupted_run_does(prepared, tiny_model_dir):
+    import torch
+    from safetensors.torch import load_file
+
+    spec = spec_for(prepared, tiny_model_dir, max_steps=40, eval_interval=5)
+    reference = jobs.start_job(spec)
+    job = jobs.start_job(spec, detach=True)
+    checkpoints = Path(job.run_dir) / "checkpoints"
+    assert wait_for(lambda: (checkpoints / "checkpoint-10" / "trainer_state.json").is_file())
+    os.kill(job.pid, signal.SIGKILL)
+    assert wait_for(lambda: not jobs.pid_alive(job.pid), 10)
+    died = jobs.get_job(job.id)
+    assert (died.status, died.stop_reason) == ("failed", "process_died") and "resume" in died.error
+    resumed = jobs.resume_job(job.id)
+    assert resumed.status == "succeeded"
+    expected = load_file(str(Path(reference.run_dir) / "adapter" / "adapter_model.safetensors"))
+    actual = load_file(str(Path(job.run_dir) / "adapter" / "adapter_model.safetensors"))
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], rtol=1e-4, atol=1e-6)
+
+
+def test_jobs_that_do_not_exist_or_cannot_be_resumed(prepared, tiny_model_dir):
+    from tunesmith.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="no job"):
+        jobs.get_job("job-nope")
+    job = jobs.start_job(spec_for(prepared, tiny_model_dir, max_steps=2, eval_interval=2))
+    with pytest.raises(BadInputError, match="only a failed or cancelled job"):
+        jobs.resume_job(job.id)
+    with pytest.raises(BadInputError, match="already ended"):
+        jobs.cancel_job(job.id)
