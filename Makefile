@@ -34,6 +34,7 @@ test-fast: venv
 
 bench: venv
 	$(BIN)/python bench/data_check.py
+	$(BIN)/python bench/train_throughput.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .hypothesis

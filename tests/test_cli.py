@@ -11,8 +11,8 @@ from pathlib import Path
 from .data._factory import ticket_records, write_jsonl
 
 
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "200"}
+def run(*args: str, cwd: Path, home: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200", "TUNESMITH_HOME": str(home or cwd / ".tunesmith")}
     return subprocess.run([sys.executable, "-m", "tunesmith", *args], cwd=cwd, capture_output=True, text=True,
                           env=env, timeout=300)
 

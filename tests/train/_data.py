@@ -8,10 +8,10 @@ from tunesmith.data.prepare import PrepareOptions, prepare
 from tunesmith.examples.tickets import write_tickets
 
 
-def prepared_tickets(folder: Path, n: int = 120, validation: float = 0.2, seed: int = 0) -> Path:
+def prepared_tickets(folder: Path, n: int = 120, validation: float = 0.2, seed: int = 0, test: float = 0.1) -> Path:
     raw = folder / "tickets.jsonl"
     write_tickets(raw, n=n, seed=seed)
     out = folder / "prepared"
     prepare([raw], out, PrepareOptions(dedupe=True, drop_conflicts=True, enforce_template=True,
-                                       validation=validation, test=0.1))
+                                       validation=validation, test=test))
     return out
