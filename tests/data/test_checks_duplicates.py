@@ -3,6 +3,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timezone
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -138,6 +139,63 @@ def test_near_duplicate_groups_match_brute_force_jaccard():
             if sum(len(index.copies[d]) for d in members) > 1
         )
         assert near_duplicate_groups(texts, threshold) == expected
+
+
+def _candidate_reference(texts: list[str], threshold: float) -> list[list[int]]:
+    """near_duplicate_groups by its definition, over every pair: two texts are joined when their
+    signatures agree on a whole band, the estimate is at most ESTIMATE_MARGIN below the
+    threshold and the exact Jaccard reaches it."""
+    index = duplicates._minhash_index(tuple(texts))
+    signatures, rows = index.signatures, duplicates._rows_per_band(threshold)
+    first, second = np.triu_indices(len(signatures), 1)
+    equal = signatures[first] == signatures[second]
+    bands = equal[:, : len(equal[0]) // rows * rows].reshape(len(equal), -1, rows)
+    candidate = bands.all(axis=2).any(axis=1) & (equal.mean(axis=1) >= threshold - duplicates.ESTIMATE_MARGIN)
+    reference = duplicates._UnionFind(len(index.copies))
+    for a, b in zip(index.present[first[candidate]].tolist(), index.present[second[candidate]].tolist()):
+        if index.sets.jaccard(a, b) >= threshold:
+            reference.join(a, b)
+    return sorted(
+        sorted(i for d in members for i in index.copies[d])
+        for members in reference.groups()
+        if sum(len(index.copies[d]) for d in members) > 1
+    )
+
+
+def test_near_duplicate_groups_match_the_candidate_pairs_in_large_clusters(monkeypatch):
+    # Clusters of variants, some of them close to each other, make thousands of candidate pairs:
+    # small batches take every path of the confirmation (rounds, batches, pairs kept for later).
+    monkeypatch.setattr(duplicates, "PAIR_BATCH", 500)
+    monkeypatch.setattr(duplicates, "FIRST_CONFIRM_BATCH", 64)
+    monkeypatch.setattr(duplicates, "MIN_ROUND_PAIRS", 8)
+    rng = random.Random(11)
+    words = [f"w{i}" for i in range(60)]
+    bases = [[rng.choice(words) for _ in range(rng.randint(6, 14))] for _ in range(6)]
+    bases += [base[:-1] + [rng.choice(words)] for base in bases[:3]]  # near other clusters
+    texts = []
+    for _ in range(400):
+        variant = list(rng.choice(bases))
+        for _ in range(rng.randint(0, 3)):
+            variant[rng.randrange(len(variant))] = rng.choice(words)
+        texts.append(" ".join(variant))
+    for threshold in (0.7, 0.8, 0.9):
+        duplicates._near_duplicate_groups.cache_clear()
+        assert near_duplicate_groups(texts, threshold) == _candidate_reference(texts, threshold)
+
+
+def test_template_shingles_are_those_in_more_than_half_of_the_texts(monkeypatch):
+    # Counted first by bucket of the low bits: with 4 buckets, most buckets mix template
+    # shingles with others.
+    monkeypatch.setattr(duplicates, "_TEMPLATE_BUCKETS", 4)
+    rng = np.random.default_rng(3)
+    template = rng.integers(0, 2**32, size=5, dtype=np.uint64).astype(np.uint32)
+    rows = [np.unique(np.r_[template[rng.random(5) < 0.7], rng.integers(0, 2**32, 20).astype(np.uint32)])
+            for _ in range(60)]
+    hashes = np.concatenate(rows)
+    values, counts = np.unique(hashes, return_counts=True)
+    expected = np.isin(hashes, values[(counts > 30) & (counts >= 10)])
+    assert expected.any() and not expected.all()
+    assert duplicates._template_shingles(hashes, 60).tolist() == expected.tolist()
 
 
 _words = st.sampled_from(["card", "Card!", "pin", "top", "up", "fee", "?"])

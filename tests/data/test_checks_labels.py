@@ -3,6 +3,8 @@ from __future__ import annotations
 import random
 from datetime import datetime, timezone
 
+import numpy as np
+
 from tunesmith.data.checks import CheckContext
 from tunesmith.data.checks import label_checks
 from tunesmith.data.checks.label_checks import (
@@ -139,6 +141,30 @@ def test_label_issue_finds_examples_a_classifier_puts_firmly_in_another_class():
     [finding] = _by_kind(_run(check_label_issues, examples), "Likely mislabeled")
     assert (finding.code, finding.severity) == ("label-issue", "warning")
     assert _lines(finding) == set(flipped)
+
+
+def test_term_numbers_number_words_by_first_appearance_then_word_pairs_in_order():
+    # The classifier's features: words, then word pairs, numbered as np.unique would number
+    # their codes. Both ways of ranking the pairs (radix sorts for up to 65,536 words, and
+    # np.unique beyond) must give the same numbers.
+    rng = random.Random(5)
+    for n_words in (40, 70_000):
+        vocabulary = [f"w{i}" for i in range(n_words)]
+        texts = [" ".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 30))) for _ in range(3000)]
+        texts += [" ".join(vocabulary[i : i + 10]) for i in range(0, n_words, 10)]  # every word at least once
+        numbers: dict[str, int] = {}
+        words, rows = [], []
+        for row, text in enumerate(texts):
+            words += [numbers.setdefault(word, len(numbers)) for word in text.split()]
+            rows += [row] * len(text.split())
+        words, rows = np.array(words), np.array(rows)
+        in_one_text = rows[1:] == rows[:-1]
+        codes = len(numbers) + words[:-1][in_one_text] * len(numbers) + words[1:][in_one_text]
+        distinct, expected = np.unique(np.r_[words, codes], return_inverse=True)
+        terms, term_rows, n_terms = label_checks._term_numbers(texts)
+        assert terms.tolist() == expected.tolist()
+        assert term_rows.tolist() == np.r_[rows, rows[:-1][in_one_text]].tolist()
+        assert n_terms == len(distinct)
 
 
 def test_label_checks_find_nothing_in_clean_balanced_data():

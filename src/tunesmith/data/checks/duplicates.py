@@ -20,17 +20,23 @@ ten above 0.8, a replaced content word four in ten, and no two unrelated questio
 MinHash with LSH banding proposes candidate pairs, and the exact Jaccard of their shingle
 sets confirms them, so every reported pair really is that similar. Signatures and banding
 are numpy over all texts at once: 0.25 s for Banking77's 10,003 inputs, where datasketch's
-MinHash.bulk and MinHashLSH take 1.7 s before any confirmation."""
+MinHash.bulk and MinHashLSH take 1.7 s before any confirmation.
+
+Near-duplicates come in clusters, and inside a cluster every pair is a candidate: 100,000
+synthetic tickets hold clusters of a thousand variants of one sentence, millions of pairs. A
+group needs one confirmed pair per member, so a pair is confirmed only while its two texts are
+not yet joined, the likeliest pairs first, in vectorised batches (see `_similar_components`).
+The groups are exactly those that confirming every candidate pair would give."""
 
 from __future__ import annotations
 
-import json
 import string
 import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from itertools import repeat
+from typing import TYPE_CHECKING, Hashable
 
 import numpy as np
 
@@ -58,14 +64,23 @@ MINHASH_SEED = 1
 # than 0.15 below the threshold (over 4 standard deviations of a 128-permutation estimate)
 # are dropped before the exact check.
 ESTIMATE_MARGIN = 0.15
-ESTIMATE_CHUNK = 1 << 16
+# Candidates estimated at least this far above the threshold are confirmed as they are found,
+# to join clusters early; the others wait until every band has been seen (see
+# _similar_components). This orders the work only: the groups do not depend on it.
+LIKELY_MARGIN = 0.05
+PAIR_BATCH = 1 << 21  # candidate pairs enumerated at a time
+ROW_BATCH = 1 << 14  # pairs whose signature rows or shingle sets are compared at a time
+FIRST_CONFIRM_BATCH = 1 << 14  # pairs confirmed in the first batch; each next batch twice as many
+MIN_ROUND_PAIRS = 256  # below this many pairs, a batch is confirmed in one go
 SIGNATURE_BLOCK_TEXTS = 2048
+WINDOW_BLOCK = 1 << 16  # tokens hashed at a time
 
 # A shingle found in more than half of the distinct texts, and in 10 or more, is template text
 # (a shared system instruction, an instruction repeated in every input), not evidence that two
 # texts are alike. In a handful of texts a majority may as well be a few paraphrases.
 TEMPLATE_SHARE = 0.5
 TEMPLATE_MIN_TEXTS = 10
+_TEMPLATE_BUCKETS = 1 << 20  # shingles are counted by bucket first (see _template_shingles)
 
 # Long n-gram overlap between splits, as lm-evaluation-harness's decontamination does it. Its
 # passages are natural text; inputs built from a template share 13-grams made of template
@@ -88,6 +103,8 @@ _PERM_A = _rng.integers(1, 2**63, size=NUM_PERM, dtype=np.uint64) | np.uint64(1)
 _PERM_B = _rng.integers(0, 2**63, size=NUM_PERM, dtype=np.uint64)
 _BAND_MIX = _rng.integers(1, 2**63, size=NUM_PERM, dtype=np.uint64) | np.uint64(1)
 _SHIFT_32 = np.uint64(32)
+_SHIFT_56 = np.uint64(56)
+_BYTE_SUM = np.uint64(0x0101010101010101)
 
 
 # Public helpers --------------------------------------------------------------------------
@@ -95,7 +112,7 @@ _SHIFT_32 = np.uint64(32)
 
 def normalize_text(text: str) -> str:
     """Lowercase, whitespace collapsed to single spaces, punctuation stripped from word edges."""
-    return " ".join(filter(None, [word.strip(_EDGE_PUNCTUATION) for word in text.casefold().split()]))
+    return " ".join(filter(None, map(str.strip, text.casefold().split(), repeat(_EDGE_PUNCTUATION))))
 
 
 def normalize_texts(texts: list[str]) -> list[str]:
@@ -104,9 +121,9 @@ def normalize_texts(texts: list[str]) -> list[str]:
     return list(_normalized(tuple(texts)))
 
 
-def exact_groups(keys: list[str]) -> list[list[int]]:
+def exact_groups(keys: list[Hashable]) -> list[list[int]]:
     """Indices grouped by identical key; only groups of two or more, in order of first index."""
-    by_key: dict[str, list[int]] = defaultdict(list)
+    by_key: dict[Hashable, list[int]] = defaultdict(list)
     for i, key in enumerate(keys):
         by_key[key].append(i)
     return [group for group in by_key.values() if len(group) > 1]
@@ -226,22 +243,29 @@ def _normalized(texts: tuple[str, ...]) -> tuple[str, ...]:
 @lru_cache(maxsize=4)
 def _near_duplicate_groups(texts: tuple[str, ...], threshold: float) -> tuple[tuple[int, ...], ...]:
     index = _minhash_index(texts)
-    components = _UnionFind(len(index.copies))
-    for a, b in _candidate_pairs(index.signatures, _rows_per_band(threshold), threshold):
-        first, second = int(index.present[a]), int(index.present[b])
-        if not components.joined(first, second) and index.sets.jaccard(first, second) >= threshold:
-            components.join(first, second)
-    groups = []
-    for members in components.groups():
-        indices = [i for d in members for i in index.copies[d]]
-        if len(indices) > 1:
-            groups.append(tuple(sorted(indices)))
-    return tuple(sorted(groups))
+    # Each distinct text goes by the first distinct text of its component (a text without
+    # shingles is alone in its own); texts that normalise to nothing belong to no group.
+    names = np.arange(len(index.copies))
+    names[index.present] = index.present[_first_members(_similar_components(index, threshold))]
+    indices = np.flatnonzero(index.distinct >= 0)
+    keys = names[index.distinct[indices]]
+    order = np.argsort(keys, kind="stable")  # by group, then index
+    keys, indices = keys[order], indices[order].tolist()
+    bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True]).tolist()
+    return tuple(sorted(tuple(indices[lo:hi]) for lo, hi in zip(bounds, bounds[1:]) if hi - lo > 1))
+
+
+def _first_members(labels: np.ndarray) -> np.ndarray:
+    """For each element, the first element with its label."""
+    first = np.full(len(labels), len(labels))
+    np.minimum.at(first, labels, np.arange(len(labels)))
+    return first[labels]
 
 
 @dataclass
 class _MinHashIndex:
     copies: list[list[int]]  # per distinct normalised text, the indices of the texts that are it
+    distinct: np.ndarray  # per text, its distinct text (an index into copies), -1 if it normalises to nothing
     sets: _ShingleSets  # their shingle sets
     present: np.ndarray  # those with shingles left: a text of template text only compares with nothing
     signatures: np.ndarray  # MinHash signatures of the present ones, one row each
@@ -251,65 +275,135 @@ class _MinHashIndex:
 # label disagreements at 0.85), so the signatures of the last two text lists are kept.
 @lru_cache(maxsize=2)
 def _minhash_index(texts: tuple[str, ...]) -> _MinHashIndex:
-    copies: dict[str, list[int]] = defaultdict(list)
-    for i, normalized in enumerate(_normalized(texts)):
-        if normalized:
-            copies[normalized].append(i)
-    hashes, starts = _shingle_hashes(list(copies))
+    numbers: dict[str, int] = {}
+    distinct = np.fromiter(
+        (numbers.setdefault(text, len(numbers)) if text else -1 for text in _normalized(texts)),
+        dtype=np.int64, count=len(texts),
+    )
+    order = np.argsort(distinct, kind="stable")[np.count_nonzero(distinct < 0):]
+    copies = np.split(order, np.flatnonzero(np.diff(distinct[order])) + 1) if len(order) else []
+    hashes, starts = _shingle_hashes(list(numbers))
     present = np.flatnonzero(np.diff(starts) > 0)
     signatures = _minhash_signatures(hashes, starts[present])
-    return _MinHashIndex(list(copies.values()), _ShingleSets(hashes, starts), present, signatures)
+    return _MinHashIndex([c.tolist() for c in copies], distinct, _ShingleSets(hashes, starts), present, signatures)
 
 
 def _shingle_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Each text's distinct shingles as 32-bit hashes, template shingles dropped: text i's
     are hashes[starts[i]:starts[i + 1]], sorted."""
     is_short = np.array([text.count(" ") + 1 < SHORT_TEXT_WORDS for text in texts], dtype=bool)
-    short, long = np.flatnonzero(is_short), np.flatnonzero(~is_short)
-    windows, owners = [], []
-    for members, tokens_of, size in ((short, _characters, CHARACTER_SHINGLE), (long, _words, WORD_SHINGLE)):
-        tokens, owner = _concatenate([tokens_of(texts[i]) for i in members])
-        hashes, starts = _window_hashes(tokens, owner, size)
-        windows.append(hashes)
-        owners.append(members[owner[starts]])
-    windows, owners = np.concatenate(windows), np.concatenate(owners)
-    keys = _distinct((owners.astype(np.uint64) << _SHIFT_32) | (windows >> _SHIFT_32))  # (text, shingle)
-    owners, hashes = (keys >> _SHIFT_32).astype(np.int64), (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-    values, counts = np.unique(hashes, return_counts=True)
-    template = values[(counts > TEMPLATE_SHARE * len(texts)) & (counts >= TEMPLATE_MIN_TEXTS)]
-    keep = ~np.isin(hashes, template)
-    owners, hashes = owners[keep], hashes[keep]
-    return hashes, np.searchsorted(owners, np.arange(len(texts) + 1))
+    counts = np.zeros(len(texts), dtype=np.int64)
+    parts = []
+    for members, tokens_of, size in ((np.flatnonzero(is_short), _characters, CHARACTER_SHINGLE),
+                                     (np.flatnonzero(~is_short), _words, WORD_SHINGLE)):
+        tokens, lengths = tokens_of([texts[i] for i in members])  # every text has a shingle's worth
+        shingles, counts[members] = _distinct_rows(_shingles(tokens, lengths, size), lengths - size + 1)
+        parts.append((members, shingles))
+    starts = np.r_[0, np.cumsum(counts)]
+    hashes = np.empty(starts[-1], dtype=np.uint32)
+    for members, shingles in parts:  # in text order
+        hashes[_positions(starts[members], counts[members])] = shingles
+    template = _template_shingles(hashes, len(texts))
+    if template.any():
+        counts -= np.bincount(np.repeat(np.arange(len(texts)), counts)[template], minlength=len(texts))
+        hashes, starts = hashes[~template], np.r_[0, np.cumsum(counts)]
+    return hashes, starts
 
 
-def _distinct(values: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (np.unique without counts is several times slower in numpy 2)."""
-    values = np.sort(values)
-    return values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
+def _shingles(tokens: np.ndarray, lengths: np.ndarray, size: int) -> np.ndarray:
+    """The shingle (the high half of `_window_hashes`'s hash) of every run of `size` tokens
+    inside one text, texts in turn, where text i is the next lengths[i] >= size tokens. A block
+    at a time, so that the passes over it stay in the CPU cache."""
+    n_windows = len(tokens) - size + 1
+    if n_windows <= 0:
+        return np.zeros(0, dtype=np.uint32)
+    shingles = np.empty(n_windows, dtype=np.uint32)
+    for lo in range(0, n_windows, WINDOW_BLOCK):
+        hi = min(lo + WINDOW_BLOCK, n_windows)
+        hashes = np.zeros(hi - lo, dtype=np.uint64)
+        for k in range(size):
+            hashes += tokens[lo + k : hi + k]
+            hashes *= _WINDOW_BASE
+        shingles[lo:hi] = hashes >> _SHIFT_32
+    ends = np.cumsum(lengths)
+    across = (ends[:, None] - np.arange(1, size)).ravel()  # the windows that start in a text's last size - 1 tokens
+    inside = np.ones(n_windows, dtype=bool)
+    inside[across[across < n_windows]] = False
+    return shingles[inside]
 
 
-def _characters(text: str) -> np.ndarray:
-    """A text's characters as numbers, padded to at least one shingle."""
-    return np.frombuffer(text.ljust(CHARACTER_SHINGLE, "\0").encode("utf-32-le"), dtype=np.uint32)
+def _distinct_rows(values: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row (the values of row i are the next counts[i] in `values`), its distinct values,
+    sorted, rows in turn; and how many each row has. Rows of similar length are sorted
+    together as the rows of a matrix, several times faster than sorting (row, value) keys."""
+    starts = np.r_[0, np.cumsum(counts)][:-1]
+    widths = np.left_shift(1, np.ceil(np.log2(np.maximum(counts, 8))).astype(np.int64))  # a power of two, >= 8
+    distinct_counts = np.zeros(len(counts), dtype=np.int64)
+    pieces = []
+    for width in np.unique(widths[counts > 0]).tolist():
+        rows = np.flatnonzero((widths == width) & (counts > 0))
+        lengths = counts[rows]
+        source = _positions(starts[rows], lengths)
+        matrix = np.full(len(rows) * width, np.iinfo(np.uint32).max, dtype=np.uint32)
+        matrix[source + np.repeat(np.arange(len(rows)) * width - starts[rows], lengths)] = values[source]
+        matrix = matrix.reshape(len(rows), width)
+        matrix.sort(axis=1)  # padding goes last; a real value equal to it is alike after the row's length
+        new = np.arange(width) < lengths[:, None]
+        new[:, 1:] &= matrix[:, 1:] != matrix[:, :-1]
+        distinct_counts[rows] = np.count_nonzero(new, axis=1)
+        pieces.append((rows, matrix[new]))
+    if len(pieces) == 1 and len(pieces[0][0]) == len(counts):
+        return pieces[0][1], distinct_counts
+    distinct_starts = np.r_[0, np.cumsum(distinct_counts)]
+    distinct = np.empty(distinct_starts[-1], dtype=np.uint32)
+    for rows, row_values in pieces:
+        distinct[_positions(distinct_starts[rows], distinct_counts[rows])] = row_values
+    return distinct, distinct_counts
 
 
-def _words(text: str) -> np.ndarray:
-    """A normalised text's words as hashes."""
-    words = text.split(" ")
-    return np.fromiter(map(_word_hash, words), dtype=np.uint32, count=len(words))
+def _positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """starts[0], starts[0] + 1, ..., starts[0] + lengths[0] - 1, starts[1], ...: the
+    positions of several runs, in turn."""
+    total = int(lengths.sum())
+    return np.arange(total) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
 
 
-@lru_cache(maxsize=1 << 16)
-def _word_hash(word: str) -> int:
-    return zlib.crc32(word.encode("utf-8"))  # stable across runs, unlike hash()
+def _template_shingles(hashes: np.ndarray, n_texts: int) -> np.ndarray:
+    """Which entries are template shingles: found in more than TEMPLATE_SHARE of the texts
+    (each text's shingles are distinct), and in TEMPLATE_MIN_TEXTS or more. The count of a
+    bucket (the low 20 bits) bounds the counts of its shingles, so only the shingles of full
+    buckets need counting."""
+    bucket = hashes & np.uint32(_TEMPLATE_BUCKETS - 1)
+    in_bucket = np.bincount(bucket, minlength=_TEMPLATE_BUCKETS)
+    full = (in_bucket > TEMPLATE_SHARE * n_texts) & (in_bucket >= TEMPLATE_MIN_TEXTS)
+    if not full.any():
+        return np.zeros(len(hashes), dtype=bool)
+    candidates = np.flatnonzero(full[bucket])
+    values, counts = np.unique(hashes[candidates], return_counts=True)
+    common = (counts > TEMPLATE_SHARE * n_texts) & (counts >= TEMPLATE_MIN_TEXTS)
+    with_common, with_other = np.zeros(_TEMPLATE_BUCKETS, dtype=bool), np.zeros(_TEMPLATE_BUCKETS, dtype=bool)
+    with_common[values[common] & np.uint32(_TEMPLATE_BUCKETS - 1)] = True
+    with_other[values[~common] & np.uint32(_TEMPLATE_BUCKETS - 1)] = True
+    template = with_common[bucket]  # right for buckets of template shingles only, or of none
+    mixed = candidates[(with_common & with_other)[bucket[candidates]]]
+    template[mixed] = np.isin(hashes[mixed], values[common])
+    return template
 
 
-def _concatenate(token_arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The tokens of all texts in one array, and the text each token belongs to."""
-    if not token_arrays:
-        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
-    owner = np.repeat(np.arange(len(token_arrays)), [len(t) for t in token_arrays])
-    return np.concatenate(token_arrays).astype(np.uint64), owner
+def _characters(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The texts' characters as numbers, each text padded to at least one shingle, in turn;
+    and how many each has."""
+    padded = [text.ljust(CHARACTER_SHINGLE, "\0") for text in texts]
+    codes = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32)
+    return codes, np.fromiter(map(len, padded), dtype=np.int64, count=len(padded))
+
+
+def _words(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The normalised texts' words as hashes, in turn; and how many each has."""
+    words = " ".join(texts).split(" ") if texts else []
+    hashes = {word: zlib.crc32(word.encode("utf-8")) for word in dict.fromkeys(words)}  # stable, unlike hash()
+    numbers = np.fromiter(map(hashes.__getitem__, words), dtype=np.uint32, count=len(words))
+    return numbers, np.fromiter((text.count(" ") + 1 for text in texts), dtype=np.int64, count=len(texts))
 
 
 def _window_hashes(tokens: np.ndarray, owner: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -356,57 +450,213 @@ def _rows_per_band(threshold: float) -> int:
     return 1
 
 
-def _candidate_pairs(signatures: np.ndarray, rows: int, threshold: float) -> list[tuple[int, int]]:
-    """Pairs of texts (i < j), sorted, whose signatures agree on every row of some band and
-    whose estimated similarity is not far below the threshold."""
+def _similar_components(index: _MinHashIndex, threshold: float) -> np.ndarray:
+    """A component label per present text: the components of the graph whose edges are the
+    candidate pairs (same signature rows in some band, estimated similarity at least
+    threshold - ESTIMATE_MARGIN) whose shingle sets have an exact Jaccard of threshold or more.
+
+    Inside a cluster of near-duplicates every pair is a candidate, but joining the cluster
+    takes one confirmed pair per member. So a pair is looked at only while its two texts are
+    apart: band by band, the pairs of each bucket whose texts are apart, and that collide in no
+    earlier band (where they were looked at already), pass the cheap tests of `_PairFilter`;
+    those estimated well above the threshold are confirmed at once, to join clusters early,
+    and the others at the end, when most of them lie between clusters. Confirming drops the
+    pairs joined in the meantime (`_Components.confirm`). A candidate pair whose texts are
+    joined by the time its turn comes needs no confirming, so the components are those that
+    confirming every candidate pair would give, whatever the order."""
+    signatures = index.signatures
     n = len(signatures)
-    found = []
-    for start in range(0, NUM_PERM - rows + 1, rows):
-        band = signatures[:, start : start + rows].astype(np.uint64)
-        keys = (band * _BAND_MIX[start : start + rows]).sum(axis=1)  # one number per band, wrapping
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        bucket = np.cumsum(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])  # bucket number, in key order
-        for gap in range(1, n):  # every pair inside a bucket is `gap` apart in key order for some gap
-            same = bucket[gap:] == bucket[:-gap]
-            if not same.any():
+    if n < 2:
+        return np.arange(n)
+    rows = _rows_per_band(threshold)
+    keys = np.empty((NUM_PERM // rows, n), dtype=np.uint64)  # per band, one number per text (wrapping)
+    for band in range(len(keys)):
+        start = band * rows
+        band_rows = signatures[:, start : start + rows].astype(np.uint64)
+        keys[band] = (band_rows * _BAND_MIX[start : start + rows]).sum(axis=1)
+    pairs = _PairFilter(index, threshold, keys)
+    components = _Components(index, threshold)
+    later = []
+    for band in range(len(keys)):
+        for first, second in _bucket_pairs(keys[band], components.labels):
+            apart = components.labels.take(first) != components.labels.take(second)  # joined since
+            first, second, matches = pairs.plausible(first[apart], second[apart], band)
+            likely = matches >= pairs.likely_matches
+            components.confirm(first[likely], second[likely], matches[likely])
+            later.append((first[~likely], second[~likely], matches[~likely]))
+    if later:
+        components.confirm(*(np.concatenate(arrays) for arrays in zip(*later)))
+    return components.labels
+
+
+def _bucket_pairs(keys: np.ndarray, labels: np.ndarray):
+    """The pairs of texts with the same key and different labels, each once, in batches of
+    about PAIR_BATCH."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    new_bucket = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
+    bucket = np.cumsum(new_bucket) - 1
+    shared = np.bincount(bucket)[bucket] > 1  # texts alone in their bucket pair with nothing
+    order, bucket = order[shared], bucket[shared]
+    n = len(order)
+    if n == 0:
+        return
+    order = order[np.argsort(bucket * len(keys) + labels[order], kind="stable")]  # by bucket, then label
+    sorted_labels = labels[order]  # bucket is still in order
+    new_bucket = np.r_[True, bucket[1:] != bucket[:-1]]
+    new_run = new_bucket | np.r_[True, sorted_labels[1:] != sorted_labels[:-1]]
+    # Each text pairs with the texts after its label's run, up to the end of its bucket.
+    bucket_end = np.r_[np.flatnonzero(new_bucket)[1:], n][np.cumsum(new_bucket) - 1]
+    run_end = np.r_[np.flatnonzero(new_run)[1:], n][np.cumsum(new_run) - 1]
+    counts = bucket_end - run_end
+    positions = np.flatnonzero(counts)
+    counts, run_end = counts[positions], run_end[positions]
+    cumulative = np.cumsum(counts)
+    lo = 0
+    while lo < len(positions):
+        hi = max(int(np.searchsorted(cumulative, (cumulative[lo] - counts[lo]) + PAIR_BATCH, side="right")), lo + 1)
+        repeats = counts[lo:hi]
+        yield order[np.repeat(positions[lo:hi], repeats)], order[_positions(run_end[lo:hi], repeats)]
+        lo = hi
+
+
+class _PairFilter:
+    """The cheap tests a pair passes before its exact Jaccard is worth computing."""
+
+    def __init__(self, index: _MinHashIndex, threshold: float, keys: np.ndarray):
+        self.keys = keys
+        self.signatures = index.signatures
+        self.low_bytes = index.signatures.astype(np.uint8)  # agree wherever the signatures do, and more
+        starts = index.sets.starts
+        self.sizes = (starts[index.present + 1] - starts[index.present]).astype(np.float64)
+        self.max_ratio = threshold - 1e-9  # Jaccard <= smaller / larger set: a safe bound
+        # Fewest equal signature rows for an estimate (equal rows / NUM_PERM) of
+        # threshold - ESTIMATE_MARGIN, and of threshold + LIKELY_MARGIN.
+        shares = np.arange(NUM_PERM + 1) / NUM_PERM
+        self.min_matches = int(np.argmax(shares >= threshold - ESTIMATE_MARGIN))
+        self.likely_matches = int(np.argmax(np.r_[shares >= threshold + LIKELY_MARGIN, True]))
+
+    def plausible(self, first: np.ndarray, second: np.ndarray, band: int):
+        """The pairs that first collide in this band, with sizes that allow the threshold
+        and enough equal signature rows; and how many rows are equal."""
+        small, large = self.sizes.take(first), self.sizes.take(second)
+        keep = np.minimum(small, large) >= self.max_ratio * np.maximum(small, large)
+        first, second = first[keep], second[keep]
+        for start in range(0, band, 4):  # dropping the pairs seen in earlier bands, 4 bands at a time
+            keep = np.ones(len(first), dtype=bool)
+            for earlier in self.keys[start : min(start + 4, band)]:
+                keep &= earlier.take(first) != earlier.take(second)
+            first, second = first[keep], second[keep]
+        keep = _equal_rows(self.low_bytes, first, second) >= self.min_matches
+        first, second = first[keep], second[keep]
+        matches = _equal_rows(self.signatures, first, second)
+        keep = matches >= self.min_matches
+        return first[keep], second[keep], matches[keep]
+
+
+def _equal_rows(rows: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """How many entries rows[first[k]] and rows[second[k]] have equal, per k (at most 255)."""
+    counts = np.empty(len(first), dtype=np.int64)
+    for lo in range(0, len(first), ROW_BATCH):
+        equal = rows.take(first[lo : lo + ROW_BATCH], axis=0) == rows.take(second[lo : lo + ROW_BATCH], axis=0)
+        # Sum the 0/1 bytes eight at a time, as 64-bit words (no byte exceeds 255), then
+        # add up each word's bytes with one multiplication.
+        words = np.add.reduce(equal.view(np.uint64), axis=1)
+        counts[lo : lo + ROW_BATCH] = (words * _BYTE_SUM) >> _SHIFT_56
+    return counts
+
+
+class _Components:
+    """Components of the confirmed pairs among the present texts, as a label per text."""
+
+    def __init__(self, index: _MinHashIndex, threshold: float):
+        self.present, self.threshold = index.present, threshold
+        self.sizes = np.diff(index.sets.starts)
+        self.sets = index.sets.matrix()
+        self.labels = np.arange(len(index.present))
+
+    def confirm(self, first: np.ndarray, second: np.ndarray, matches: np.ndarray) -> None:
+        """Join each pair whose exact Jaccard reaches the threshold, unless already joined.
+        The pairs most alike by estimate go first, in batches that grow, and pairs already
+        joined are dropped before each batch."""
+        order = np.argsort(NUM_PERM - matches.astype(np.uint8), kind="stable")  # the most alike first
+        first, second = first[order], second[order]
+        lo, batch = 0, FIRST_CONFIRM_BATCH
+        while lo < len(first):
+            self._confirm_batch(first[lo : lo + batch], second[lo : lo + batch])
+            lo, batch = lo + batch, batch * 2
+
+    def _confirm_batch(self, first: np.ndarray, second: np.ndarray) -> None:
+        """Pairs inside one cluster are many: while most checked pairs are confirmed, each
+        component first checks one pair of its own, joins, and drops the pairs now inside."""
+        while True:
+            apart = self.labels.take(first) != self.labels.take(second)
+            first, second = first[apart], second[apart]
+            if len(first) < MIN_ROUND_PAIRS:
                 break
-            found.append(np.stack([order[:-gap][same], order[gap:][same]]))
-    if not found:
-        return []
-    pairs = np.concatenate(found, axis=1)
-    codes = _distinct(pairs.min(axis=0) * n + pairs.max(axis=0))
-    first, second = codes // n, codes % n
-    plausible = _estimated_similarity(signatures, first, second) >= threshold - ESTIMATE_MARGIN
-    return list(zip(first[plausible].tolist(), second[plausible].tolist()))
+            chosen = np.zeros(len(first), dtype=bool)
+            for labels in (self.labels.take(first), self.labels.take(second)):
+                pick = np.full(len(self.labels), -1)
+                pick[labels] = np.arange(len(first))
+                chosen[pick[pick >= 0]] = True
+            if np.count_nonzero(chosen) * 2 > len(first):
+                break
+            confirmed = self._join_similar(first[chosen], second[chosen])
+            first, second = first[~chosen], second[~chosen]
+            if confirmed * 2 < np.count_nonzero(chosen):  # mostly rejected: the rest are mostly rejections too
+                apart = self.labels.take(first) != self.labels.take(second)
+                first, second = first[apart], second[apart]
+                break
+        self._join_similar(first, second)
 
+    def _join_similar(self, first: np.ndarray, second: np.ndarray) -> int:
+        similar = self._jaccards(self.present[first], self.present[second]) >= self.threshold
+        self.join(first[similar], second[similar])
+        return int(similar.sum())
 
-def _estimated_similarity(signatures: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """MinHash's estimate of each pair's Jaccard similarity: the share of equal signature rows."""
-    estimates = np.empty(len(first))
-    for lo in range(0, len(first), ESTIMATE_CHUNK):  # bounded memory for (rows x pairs) arrays
-        hi = lo + ESTIMATE_CHUNK
-        equal = signatures[first[lo:hi]] == signatures[second[lo:hi]]
-        estimates[lo:hi] = equal.mean(axis=1)
-    return estimates
+    def _jaccards(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """The exact Jaccard of each pair of texts: their common shingles are the entries of
+        the elementwise product of their rows in the 0/1 matrix of the sets."""
+        common = np.empty(len(first), dtype=np.int64)
+        for lo in range(0, len(first), ROW_BATCH):
+            both = self.sets[first[lo : lo + ROW_BATCH]].multiply(self.sets[second[lo : lo + ROW_BATCH]])
+            common[lo : lo + ROW_BATCH] = np.diff(both.indptr)
+        return common / (self.sizes.take(first) + self.sizes.take(second) - common)
+
+    def join(self, first: np.ndarray, second: np.ndarray) -> None:
+        if len(first) == 0:
+            return
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        n = len(self.labels)
+        # (float data: repeated edges are summed, which must not wrap round to zero)
+        edges = coo_matrix((np.ones(len(first)), (self.labels[first], self.labels[second])), shape=(n, n))
+        self.labels = connected_components(edges, directed=False)[1].astype(np.int64)[self.labels]
 
 
 class _ShingleSets:
-    """Shingle sets as Python sets, built when a candidate pair first needs them."""
+    """Shingle sets: text i's are hashes[starts[i]:starts[i + 1]], sorted."""
 
     def __init__(self, hashes: np.ndarray, starts: np.ndarray):
         self.hashes, self.starts = hashes, starts
-        self.built: dict[int, set[int]] = {}
 
     def get(self, i: int) -> set[int]:
-        if i not in self.built:
-            self.built[i] = set(self.hashes[self.starts[i] : self.starts[i + 1]].tolist())
-        return self.built[i]
+        return set(self.hashes[self.starts[i] : self.starts[i + 1]].tolist())
 
     def jaccard(self, i: int, j: int) -> float:
         a, b = self.get(i), self.get(j)
         common = len(a & b)
         return common / (len(a) + len(b) - common)
+
+    def matrix(self):
+        """The sets as a sparse 0/1 matrix, a row per text and a column per shingle hash."""
+        from scipy.sparse import csr_matrix
+
+        ones = np.ones(len(self.hashes), dtype=np.int8)
+        matrix = csr_matrix((ones, self.hashes.astype(np.int64), self.starts), shape=(len(self.starts) - 1, 1 << 32))
+        matrix.has_sorted_indices = True
+        return matrix
 
 
 class _UnionFind:
@@ -441,7 +691,8 @@ def _shared_passage_groups(inputs: list[str], splits: list[str] | None) -> list[
     in more than one split (with no splits: in more than one input)."""
     normalized = normalize_texts(inputs)
     long_enough = [i for i, text in enumerate(normalized) if text.count(" ") + 1 >= LEAK_NGRAM_WORDS]
-    tokens, owner = _concatenate([_words(normalized[i]) for i in long_enough])
+    tokens, lengths = _words([normalized[i] for i in long_enough])
+    owner = np.repeat(np.arange(len(long_enough)), lengths)
     passages, starts = _window_hashes(tokens, owner, LEAK_NGRAM_WORDS)
     template_so_far = np.r_[0, np.cumsum(_template_words(tokens, owner))]  # template words before each position
     free = template_so_far[starts + LEAK_NGRAM_WORDS] == template_so_far[starts]
@@ -487,10 +738,9 @@ def _one_per_text(hashes: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, n
 # Texts and messages ----------------------------------------------------------------------
 
 
-def _example_key(ex: Example) -> str:
+def _example_key(ex: Example) -> tuple:
     """What makes two examples the same: system instruction and turns, whitespace collapsed."""
-    turns = [[t.role, " ".join(t.text.split())] for t in ex.turns]
-    return json.dumps([" ".join((ex.system or "").split()), turns], ensure_ascii=False)
+    return " ".join((ex.system or "").split()), tuple((t.role, " ".join(t.text.split())) for t in ex.turns)
 
 
 def _example_text(ex: Example) -> str:

@@ -277,22 +277,35 @@ def _most_frequent_terms(document_frequency: np.ndarray) -> np.ndarray:
 
 
 def _term_numbers(texts: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
-    """Every word and word pair of the normalised texts as a term number, the text it is in,
-    and how many terms there are."""
-    vocabulary: dict[str, int] = {}
-    words: list[int] = []
-    rows: list[int] = []
-    for row, text in enumerate(texts):
-        numbers = [vocabulary.setdefault(word, len(vocabulary)) for word in text.split()]
-        words += numbers
-        rows += [row] * len(numbers)
-    word_numbers, word_rows = np.array(words, dtype=np.int64), np.array(rows, dtype=np.int64)
+    """Every word and word pair of the normalised texts (words between single spaces) as a
+    term number, the text it is in, and how many terms there are. Words are numbered in order
+    of first appearance, then the word pairs in order of (first word, second word): the order
+    of `_most_frequent_terms`'s ties."""
+    words = " ".join(texts).split()
+    vocabulary = {word: number for number, word in enumerate(dict.fromkeys(words))}
+    word_numbers = np.fromiter(map(vocabulary.__getitem__, words), dtype=np.int64, count=len(words))
+    lengths = np.fromiter((text.count(" ") + 1 if text else 0 for text in texts), dtype=np.int64, count=len(texts))
+    word_rows = np.repeat(np.arange(len(texts)), lengths)
     in_one_text = word_rows[1:] == word_rows[:-1]
-    # A pair (a, b) is numbered after all words: n + a*n + b, for a vocabulary of n words.
     n = len(vocabulary)
-    pairs = n + word_numbers[:-1][in_one_text] * n + word_numbers[1:][in_one_text]
-    distinct, terms = np.unique(np.r_[word_numbers, pairs], return_inverse=True)  # renumbered 0, 1, 2, ...
-    return terms, np.r_[word_rows, word_rows[:-1][in_one_text]], len(distinct)
+    pair_numbers = _pair_numbers(word_numbers[:-1][in_one_text], word_numbers[1:][in_one_text], n)
+    n_pairs = int(pair_numbers.max()) + 1 if len(pair_numbers) else 0
+    return np.r_[word_numbers, n + pair_numbers], np.r_[word_rows, word_rows[:-1][in_one_text]], n + n_pairs
+
+
+def _pair_numbers(first: np.ndarray, second: np.ndarray, n: int) -> np.ndarray:
+    """Each pair's rank among the distinct pairs, in order of (first, second), for numbers below n."""
+    if len(first) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if n > 1 << 16:
+        return np.unique(first * n + second, return_inverse=True)[1].reshape(-1)
+    # Two stable radix sorts of 16-bit numbers, several times faster than sorting the codes.
+    order = np.argsort(second.astype(np.uint16), kind="stable")
+    order = order[np.argsort(first.astype(np.uint16)[order], kind="stable")]
+    codes = (first * n + second)[order]
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.cumsum(np.r_[False, codes[1:] != codes[:-1]])
+    return ranks
 
 
 def _stratified_folds(labels: np.ndarray) -> np.ndarray:
