@@ -55,6 +55,9 @@ def create_job(spec: TrainSpec):
 
 
 def start_job(spec: TrainSpec, detach: bool = False, display: Callable[[dict], None] | None = None):
+    from .backends.local import check_hardware
+
+    check_hardware(spec)  # before a job exists: a run this machine cannot do is bad usage, not a failed job
     job = create_job(spec)
     if detach:
         return spawn_worker(job.id)
