@@ -29,6 +29,10 @@ def train_command(
     patience: Optional[int] = typer.Option(None, help="evaluations without improvement before stopping; 0 = off [3]"),
     min_delta: Optional[float] = typer.Option(None, help="smallest validation-loss drop that counts [0]"),
     name: Optional[str] = typer.Option(None, help="an alias for the registered model"),
+    processes: Optional[int] = typer.Option(None, help="training processes, one per GPU; more than 1 runs under "
+                                                       "`accelerate launch` [1]"),
+    accelerate_config: Optional[str] = typer.Option(None, help="ddp | fsdp | deepspeed-zero2 | cpu, or an accelerate "
+                                                               "YAML path (default: ddp with GPUs, cpu without); see docs/multi-gpu.md"),
     detach: bool = typer.Option(False, help="run in the background; follow with `tunesmith jobs logs ID --follow`"),
 ) -> None:
     """Tune a model on a prepared dataset and register the result."""
@@ -40,7 +44,7 @@ def train_command(
         spec_file, data=data, base_model=base_model, method=method, epochs=epochs, learning_rate=learning_rate,
         batch_size=batch_size, gradient_accumulation=gradient_accumulation, max_seq_length=max_seq_length,
         max_steps=max_steps, seed=seed, precision=precision, eval_interval=eval_interval,
-        checkpoint_interval=checkpoint_interval, name=name,
+        checkpoint_interval=checkpoint_interval, name=name, processes=processes, accelerate_config=accelerate_config,
         **{"lora.rank": lora_rank, "lora.alpha": lora_alpha, "lora.dropout": lora_dropout,
            "early_stopping.patience": patience, "early_stopping.min_delta": min_delta},
     )

@@ -7,10 +7,16 @@ command (`start_job(..., detach=True)`, which starts `python -m tunesmith.train.
 Its folder `$TUNESMITH_HOME/runs/<job-id>/` holds the resolved spec, the log,
 metrics.jsonl, checkpoints and the result. A job whose process died (a crash, `kill -9`)
 is marked failed the next time anyone looks, and `resume_job` continues it from its last
-checkpoint."""
+checkpoint.
+
+A job on several processes (`processes: N` or an `accelerate_config` in its spec) runs
+under `accelerate launch` (train/accelerate/): foreground or detached, this process starts
+the launcher in a new session and records the launcher's pid; the launched ranks run
+`python -m tunesmith.train.worker JOB_ID --launched`, and rank 0 records everything."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -27,6 +33,7 @@ from ..errors import BadInputError, TunesmithError
 from ..fileio import atomic_write_text
 from ..store import queries
 from ..store.db import tunesmith_home
+from . import accelerate as launch
 from .spec import TrainSpec
 
 SPEC_FILE = "spec.yaml"
@@ -58,6 +65,8 @@ def start_job(spec: TrainSpec, detach: bool = False, display: Callable[[dict], N
     from .backends.local import check_hardware
 
     check_hardware(spec)  # before a job exists: a run this machine cannot do is bad usage, not a failed job
+    if launch.launches(spec):
+        launch.check(spec)  # the accelerate config exists, deepspeed is installed, enough GPUs
     job = create_job(spec)
     if detach:
         return spawn_worker(job.id)
@@ -67,6 +76,9 @@ def start_job(spec: TrainSpec, detach: bool = False, display: Callable[[dict], N
 def spawn_worker(job_id: str, resume: bool = False):
     """Run the job in a new process session, so it survives the terminal that started it."""
     job = queries.get_job(job_id)
+    if launch.launches(job.spec):
+        _start_launcher(job, _read_spec(Path(job.run_dir)), resume)
+        return queries.get_job(job.id)
     log = open(Path(job.run_dir) / LOG_FILE, "ab")
     command = [sys.executable, "-m", "tunesmith.train.worker", job.id] + (["--resume"] if resume else [])
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -75,15 +87,26 @@ def spawn_worker(job_id: str, resume: bool = False):
     return queries.update_job(job.id, pid=process.pid)
 
 
-def run_job(job_id: str, resume: bool = False, display: Callable[[dict], None] | None = None):
-    """Run a job in this process, from start (or its last checkpoint) to a final status."""
+def run_job(job_id: str, resume: bool = False, display: Callable[[dict], None] | None = None,
+            launched: bool = False):
+    """Run a job in this process, from start (or its last checkpoint) to a final status.
+
+    A multi-process job is launched and followed instead (`_run_launched`); `launched` says
+    this process is one of its ranks, started by `accelerate launch`."""
     from .backends import local
 
     job = queries.get_job(job_id)
     run_dir = Path(job.run_dir)
-    spec = TrainSpec(**yaml.safe_load((run_dir / SPEC_FILE).read_text(encoding="utf-8")))
+    spec = _read_spec(run_dir)
+    if not launched and launch.launches(spec):
+        return _run_launched(job, spec, resume, display)
+    if launched and launch.rank() != 0:  # trains in step with rank 0 and records nothing; errors propagate
+        local.run(job.id, spec, run_dir, resume=resume)
+        return job
     logger = _file_logger(run_dir)
-    queries.update_job(job.id, status="running", pid=os.getpid(), stop_reason=None, error=None)
+    # A launched rank 0 keeps the launcher's pid in the row: that is the process to watch and to signal.
+    queries.update_job(job.id, status="running", stop_reason=None, error=None,
+                       **({} if launched else {"pid": os.getpid()}))
     log_display = _logging_display(logger, display)
     try:
         outcome = local.run(job.id, spec, run_dir, resume=resume, display=log_display)
@@ -110,6 +133,69 @@ def run_job(job_id: str, resume: bool = False, display: Callable[[dict], None] |
     queries.add_event(job.id, "registered", f"registered model {model.id}", {"model_id": model.id})
     logger.info("registered model %s", model.id)
     return queries.update_job(job.id, status="succeeded", stop_reason=outcome.stop_reason, pid=None)
+
+
+# --- several processes: `accelerate launch` (see train/accelerate/__init__.py) ---
+
+def _read_spec(run_dir: Path) -> TrainSpec:
+    return TrainSpec(**yaml.safe_load((run_dir / SPEC_FILE).read_text(encoding="utf-8")))
+
+
+def _start_launcher(job, spec: TrainSpec, resume: bool):
+    """Start `accelerate launch` for the job in a new session; the launcher's pid is the job's."""
+    process = launch.start(job.id, spec, Path(job.run_dir) / LOG_FILE, resume=resume)
+    queries.update_job(job.id, status="running", pid=process.pid, stop_reason=None, error=None)
+    queries.add_event(job.id, "launch", f"accelerate launch: {spec.processes} process(es), config "
+                      f"{launch.config_path(spec.accelerate_config).name}",
+                      {"command": launch.launch_command(job.id, spec, resume), "pid": process.pid})
+    return process
+
+
+def _run_launched(job, spec: TrainSpec, resume: bool, display: Callable[[dict], None] | None):
+    """A multi-process job in the foreground: launch it, show what rank 0 records, wait for the end.
+    Ctrl-C cancels it the way `tunesmith jobs cancel` does."""
+    follow = _follower(job.id, Path(job.run_dir), display)  # from here on: a resumed job's old rows are not replayed
+    process = _start_launcher(job, spec, resume)
+    try:
+        while process.poll() is None:
+            follow()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        os.killpg(process.pid, signal.SIGTERM)  # every rank stops at the same step, checkpoints, rank 0 records
+        process.wait()
+    follow()
+    job = queries.get_job(job.id)
+    if job.status in ("queued", "running"):  # the ranks ended without rank 0 recording how
+        return queries.update_job(job.id, status="failed", stop_reason="error", pid=None,
+                                  error=f"the training processes exited (code {process.returncode}) without "
+                                        f"recording a result; see {Path(job.run_dir) / LOG_FILE}")
+    return job
+
+
+def _follower(job_id: str, run_dir: Path, display: Callable[[dict], None] | None) -> Callable[[], None]:
+    """A function that passes the metric rows and events recorded since its last call (or its
+    creation) to `display`."""
+    metrics = run_dir / "metrics.jsonl"
+    position = metrics.stat().st_size if metrics.exists() else 0
+    last_event = max((e.id for e in queries.job_events(job_id)), default=0)
+
+    def follow() -> None:
+        nonlocal position, last_event
+        if display is None:
+            return
+        for event in queries.job_events(job_id, after_id=last_event):
+            last_event = event.id
+            display({"event": event.kind, "message": event.message})
+        if metrics.exists():
+            with open(metrics, "rb") as f:
+                f.seek(position)
+                chunk = f.read()
+            complete = chunk[:chunk.rfind(b"\n") + 1]  # a row being written is read next time
+            position += len(complete)
+            for line in complete.decode("utf-8").splitlines():
+                display(json.loads(line))
+
+    return follow
 
 
 def _file_logger(run_dir: Path) -> logging.Logger:
@@ -181,7 +267,10 @@ def cancel_job(id_or_prefix: str, wait_s: float = CANCEL_WAIT_S):
         return queries.update_job(job.id, status="cancelled", stop_reason="cancelled", pid=None)
     queries.add_event(job.id, "cancel", "cancel requested")
     pid = job.pid
-    os.kill(pid, signal.SIGTERM)
+    if launch.launches(job.spec):  # the launcher leads its own process group and passes SIGTERM to every rank
+        os.killpg(pid, signal.SIGTERM)
+    else:
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline and pid_alive(pid):  # it saves a checkpoint, records, exits
         time.sleep(0.3)

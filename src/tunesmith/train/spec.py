@@ -19,6 +19,9 @@ repeated exactly. Example (every knob with its default):
     eval_interval: null            # steps between evaluations; null: about 4 per epoch
     checkpoint_interval: null      # steps between checkpoints; null: at every evaluation
     early_stopping: {patience: 3, min_delta: 0.0}   # patience 0 turns the watch off
+    processes: 1                   # training processes (one per GPU); more than 1 runs under `accelerate launch`
+    accelerate_config: null        # ddp | fsdp | deepspeed-zero2 | cpu (shipped, see docs/multi-gpu.md) or a YAML path;
+                                   # null: ddp on GPUs, cpu without; setting it launches even with processes: 1
 """
 
 from __future__ import annotations
@@ -73,6 +76,10 @@ class TrainSpec(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
     name: str | None = Field(None, description="an alias for the registered model")
+    # Several processes (docs/multi-gpu.md): the job runs under `accelerate launch`, one process per GPU.
+    processes: int = Field(1, ge=1, le=1024, description="training processes, one per GPU; > 1 runs under accelerate launch")
+    accelerate_config: str | None = Field(None, description="a shipped accelerate config (ddp, fsdp, deepspeed-zero2, "
+                                                            "cpu) or the path of an accelerate YAML file")
 
     @field_validator("data")
     @classmethod
@@ -80,6 +87,13 @@ class TrainSpec(BaseModel):
         if not (data / "manifest.json").is_file():
             raise ValueError(f"{data} is not a prepared dataset (no manifest.json); make one with `tunesmith data prepare`")
         return data
+
+    @field_validator("accelerate_config")
+    @classmethod
+    def _config_exists(cls, config: str | None) -> str | None:
+        from .accelerate import resolve_config_name
+
+        return resolve_config_name(config) if config is not None else None
 
     @model_validator(mode="after")
     def _checkpoints_fall_on_evaluations(self) -> "TrainSpec":

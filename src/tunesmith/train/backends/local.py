@@ -5,6 +5,13 @@ trainer, in dependency order), `train`, `finish` (save the best weights, registe
 Loss is on model turns only: examples are tokenized by `train.tokenize` with exact masks
 and handed to TRL's SFTTrainer already tokenized, so TRL neither re-templates nor re-masks.
 
+Under `accelerate launch` (several processes, see train/accelerate/) every rank runs this
+same recipe on its share of each batch; only rank 0 (the main process) writes metrics.jsonl,
+store rows, events and result.json. Stop decisions are the same on every rank: the overfitting
+watch and the loss guard read losses the Trainer has already averaged over all ranks, and the
+cancel flag is combined across ranks at every step, so no rank stops while another waits for
+it in a collective.
+
 This module imports transformers at the top: the job runner imports it only to train."""
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from transformers import PrinterCallback, TrainerCallback
 
 from ...errors import BadInputError, TunesmithError
 from ...fileio import atomic_write_text
+from .. import accelerate as launch
 from ..spec import TrainSpec
 from ..watch import Evaluation, LossGuard, OverfittingWatch, StopVerdict
 
@@ -41,14 +49,18 @@ class RunOutcome:
 class Reporter:
     """Where a run says what it does: the job's store rows, its metrics.jsonl, and the display."""
 
-    def __init__(self, job_id: str, run_dir: Path, display: Callable[[dict], None] | None = None):
+    def __init__(self, job_id: str, run_dir: Path, display: Callable[[dict], None] | None = None,
+                 main: bool = True):
         self.job_id = job_id
         self.metrics_path = run_dir / "metrics.jsonl"
         self.display = display
+        self.main = main  # several processes: only the main one records
 
     def event(self, kind: str, message: str, data: dict | None = None) -> None:
         from ...store.queries import add_event
 
+        if not self.main:
+            return
         add_event(self.job_id, kind, message, data)
         if self.display:
             self.display({"event": kind, "message": message})
@@ -56,6 +68,8 @@ class Reporter:
     def metrics(self, row: dict) -> None:
         from ...store.queries import add_metrics
 
+        if not self.main:
+            return
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
         values = {k: v for k, v in row.items() if k not in ("step", "epoch", "time")}
@@ -128,7 +142,7 @@ class _CancelFlag:
 
 def run(job_id: str, spec: TrainSpec, run_dir: Path, resume: bool = False,
         display: Callable[[dict], None] | None = None) -> RunOutcome:
-    reporter = Reporter(job_id, run_dir, display)
+    reporter = Reporter(job_id, run_dir, display, main=launch.rank() == 0)
     check_hardware(spec)
     with _CancelFlag() as cancel:
         trainer, watch_state, extras = setup(spec, run_dir, reporter, cancel)
@@ -217,7 +231,8 @@ def setup(spec: TrainSpec, run_dir: Path, reporter: Reporter, cancel: _CancelFla
                    {"trainable_parameters": trainable, "parameters": total, "precision": precision})
 
     # Schedule: evaluations about four times an epoch, a checkpoint at each (the best is kept).
-    steps_per_epoch = max(1, math.ceil(len(train) / (spec.batch_size * spec.gradient_accumulation)))
+    # A step takes batch_size x gradient_accumulation examples on each of the world_size processes.
+    steps_per_epoch = max(1, math.ceil(len(train) / (spec.batch_size * spec.gradient_accumulation * launch.world_size())))
     eval_interval = spec.eval_interval or max(1, steps_per_epoch // EVALUATIONS_PER_EPOCH)
     checkpoint_interval = spec.checkpoint_interval or eval_interval
     config = SFTConfig(
@@ -253,6 +268,7 @@ def setup(spec: TrainSpec, run_dir: Path, reporter: Reporter, cancel: _CancelFla
         report_to=[],
         disable_tqdm=True,
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # several processes: every trained weight is used in each step
         prediction_loss_only=True,
     )
     columns = lambda rows: Dataset.from_dict({"input_ids": [r.input_ids for r in rows], "labels": [r.labels for r in rows]})
@@ -275,6 +291,10 @@ def _trainer_class():
 
     class LeanLossSFTTrainer(SFTTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if self.accelerator.num_processes > 1:
+                # Several processes: the forward pass must go through the DDP / FSDP / DeepSpeed wrapper (it
+                # syncs gradients and gathers sharded weights), and TRL's loss scales for the global token count.
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             base = model.get_base_model() if hasattr(model, "get_base_model") else model
             config = base.config.get_text_config()
             if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
@@ -296,9 +316,9 @@ def _trainer_class():
 
 
 def trained_tokens_per_step(train, spec: TrainSpec) -> float:
-    """Mean trained (non-padding) tokens per optimizer step, for the tokens/s figure."""
+    """Mean trained (non-padding) tokens per optimizer step over all processes, for the tokens/s figure."""
     per_example = sum(len(e.input_ids) for e in train) / len(train)
-    return per_example * spec.batch_size * spec.gradient_accumulation
+    return per_example * spec.batch_size * spec.gradient_accumulation * launch.world_size()
 
 
 @dataclass
@@ -326,7 +346,7 @@ class _RunCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.step_seconds.append(time.perf_counter() - self.step_started)
-        if self.cancel.requested:
+        if _on_any_rank(self.cancel.requested, args.device):
             self.state.verdict = StopVerdict("cancelled", "cancelled by the user")
             control.should_training_stop = True
             control.should_save = True  # leave a checkpoint to resume from
@@ -365,6 +385,19 @@ class _RunCallback(TrainerCallback):
             control.should_training_stop = True
 
 
+def _on_any_rank(flag: bool, device) -> bool:
+    """Whether `flag` is set on any process. SIGTERM reaches the ranks at slightly different moments;
+    a rank that stopped alone would leave the others waiting in their next collective."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    flags = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    return bool(flags.item())
+
+
 def finish(spec: TrainSpec, run_dir: Path, trainer, watch_state: WatchState, cancel: _CancelFlag,
            reporter: Reporter, extras: dict) -> RunOutcome:
     """Save the result (the best checkpoint's weights, loaded by the trainer at the end) and
@@ -375,7 +408,11 @@ def finish(spec: TrainSpec, run_dir: Path, trainer, watch_state: WatchState, can
         return RunOutcome(verdict.reason, verdict.message, evidence=verdict.evidence,
                           final_metrics=dict(watch_state.last))
     weights_dir = run_dir / ("adapter" if spec.method in ("lora", "qlora") else "model")
-    trainer.model.save_pretrained(str(weights_dir))
+    # save_model: on every rank (FSDP and DeepSpeed gather the sharded weights), files written by the main one.
+    trainer.save_model(str(weights_dir))
+    if not reporter.main:
+        return RunOutcome("stopped_early" if verdict else "completed", "", weights_dir)
+    (weights_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle of the Trainer's arguments; spec.yaml says it
     extras["tokenizer"].save_pretrained(str(weights_dir))
     best = watch_state.watch.best
     best_metrics = {"step": best.step, "eval_loss": best.eval_loss, "train_loss": best.train_loss} if best else {}
