@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from tunesmith.data.prepare import PrepareOptions, prepare
@@ -15,3 +16,13 @@ def prepared_tickets(folder: Path, n: int = 120, validation: float = 0.2, seed: 
     prepare([raw], out, PrepareOptions(dedupe=True, drop_conflicts=True, enforce_template=True,
                                        validation=validation, test=test))
     return out
+
+
+def wait_for(condition, timeout_s: float = 120.0) -> bool:
+    """Poll `condition` until it holds or `timeout_s` passes (background jobs, processes)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False

@@ -9,7 +9,6 @@ import json
 import math
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from tunesmith.train import accelerate as launch
 from tunesmith.train import jobs
 from tunesmith.train.spec import load_spec
 
-from ._data import prepared_tickets
+from ._data import prepared_tickets, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +32,6 @@ def spec_for(prepared, tiny_model_dir, **overrides):
               "eval_interval": 4, "precision": "fp32", "processes": 2, "accelerate_config": "cpu", **overrides}
     return load_spec(**fields)
 
-
-def wait_for(condition, timeout_s=120.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def children(pid: int) -> list[int]:

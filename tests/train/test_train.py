@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from tunesmith.store import queries
 from tunesmith.train import jobs
 from tunesmith.train.spec import load_spec
 
-from ._data import prepared_tickets
+from ._data import prepared_tickets, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +26,6 @@ def spec_for(prepared, tiny_model_dir, **overrides):
               "eval_interval": 4, "precision": "fp32", **overrides}
     return load_spec(**fields)
 
-
-def wait_for(condition, timeout_s=120.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.3)
-    return False
 
 
 def test_lora_run_records_metrics_and_registers_the_model(prepared, tiny_model_dir, tmp_path):

@@ -15,8 +15,7 @@ from tunesmith.store import queries
 from tunesmith.train import jobs
 from tunesmith.train.spec import load_spec
 
-from ._data import prepared_tickets
-from .test_train import wait_for
+from ._data import prepared_tickets, wait_for
 
 pytestmark = pytest.mark.slow
 TEMPLATE = re.compile(r"^Category: [A-Za-z]+\nPriority: [A-Za-z]+\nAction: .+$")

@@ -16,3 +16,8 @@ def parse_columns(spec: str | None) -> dict[str, str] | None:
             raise BadInputError(f"--columns: {item!r} is not FIELD=COLUMN", "e.g. --columns input=text,output=category")
         mapping[field.strip()] = column.strip()
     return mapping
+
+
+def row_dict(row) -> dict:
+    """A store row as JSON-ready data (times as ISO 8601)."""
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.to_dict().items()}

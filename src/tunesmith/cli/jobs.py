@@ -8,11 +8,10 @@ from pathlib import Path
 
 import typer
 
+from ._options import row_dict
+
 app = typer.Typer(help="Training jobs.", no_args_is_help=True)
 
-
-def _job_dict(job) -> dict:
-    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in job.to_dict().items()}
 
 
 @app.command("list")
@@ -23,7 +22,7 @@ def list_command(json_out: bool = typer.Option(False, "--json", help="print JSON
 
     jobs = list_jobs(limit)
     if json_out:
-        print(json.dumps([_job_dict(j) for j in jobs], indent=2))
+        print(json.dumps([row_dict(j) for j in jobs], indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -44,10 +43,10 @@ def show_command(job_id: str, json_out: bool = typer.Option(False, "--json", hel
     events = job_events(job.id)
     metrics = job_metrics(job.id)
     if json_out:
-        print(json.dumps({"job": _job_dict(job),
+        print(json.dumps({"job": row_dict(job),
                           "events": [{"time": e.time.isoformat(), "kind": e.kind, "message": e.message, "data": e.data}
                                      for e in events],
-                          "metrics": [_job_dict(m) for m in metrics]}, indent=2, default=str))
+                          "metrics": [row_dict(m) for m in metrics]}, indent=2, default=str))
         return
     print(f"job {job.id}: {job.status}" + (f" ({job.stop_reason})" if job.stop_reason else ""))
     print(f"  base model {job.base_model}, method {job.method}, data version {job.dataset_version}")

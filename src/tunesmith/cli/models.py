@@ -7,11 +7,10 @@ from pathlib import Path
 
 import typer
 
+from ._options import row_dict
+
 app = typer.Typer(help="Tuned models (the registry) and base models.", no_args_is_help=True)
 
-
-def _model_dict(model) -> dict:
-    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in model.to_dict().items()}
 
 
 @app.command("list")
@@ -21,7 +20,7 @@ def list_command(json_out: bool = typer.Option(False, "--json", help="print JSON
 
     models = list_models()
     if json_out:
-        print(json.dumps([_model_dict(m) for m in models], indent=2))
+        print(json.dumps([row_dict(m) for m in models], indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -40,7 +39,7 @@ def show_command(model_id: str, json_out: bool = typer.Option(False, "--json", h
     from ..store.queries import get_model
 
     model = get_model(model_id)
-    data = _model_dict(model)
+    data = row_dict(model)
     if json_out:
         print(json.dumps(data, indent=2))
         return
