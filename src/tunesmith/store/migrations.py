@@ -190,3 +190,63 @@ def m001_initial(op: Operations) -> None:
         sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name="fk_model_versions_job_id_jobs", ondelete="SET NULL"),
         sa.UniqueConstraint("name", name="uq_model_versions_name"),
     )
+
+
+@migration
+def m002_eval_and_serving(op: Operations) -> None:
+    """Evaluation runs with their per-example items; requests the server answered."""
+    op.create_table(
+        "eval_runs",
+        sa.Column("id", sa.String, nullable=False),
+        sa.Column("model_id", sa.String),
+        sa.Column("model_ref", sa.String, nullable=False),
+        sa.Column("baseline_ref", sa.String),
+        sa.Column("dataset_version", sa.String),
+        sa.Column("data_path", sa.String, nullable=False),
+        sa.Column("split", sa.String),
+        sa.Column("metrics_kind", sa.String, nullable=False),
+        sa.Column("examples", sa.Integer, nullable=False),
+        sa.Column("verdict", sa.String),
+        sa.Column("verdict_text", sa.Text),
+        sa.Column("summary", sa.JSON),
+        sa.Column("results_path", sa.String),
+        sa.Column("report_path", sa.String),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_eval_runs"),
+        sa.ForeignKeyConstraint(["model_id"], ["model_versions.id"], name="fk_eval_runs_model_id_model_versions",
+                                ondelete="SET NULL"),
+    )
+    op.create_index("ix_eval_runs_model_id", "eval_runs", ["model_id"])
+    op.create_table(
+        "eval_items",
+        sa.Column("id", sa.Integer, nullable=False),
+        sa.Column("eval_run_id", sa.String, nullable=False),
+        sa.Column("example_id", sa.String, nullable=False),
+        sa.Column("input_text", sa.Text, nullable=False),
+        sa.Column("reference", sa.Text, nullable=False),
+        sa.Column("outputs", sa.JSON, nullable=False),
+        sa.Column("scores", sa.JSON),
+        sa.PrimaryKeyConstraint("id", name="pk_eval_items"),
+        sa.ForeignKeyConstraint(["eval_run_id"], ["eval_runs.id"], name="fk_eval_items_eval_run_id_eval_runs",
+                                ondelete="CASCADE"),
+    )
+    op.create_index("ix_eval_items_eval_run_id", "eval_items", ["eval_run_id"])
+    op.create_table(
+        "served_requests",
+        sa.Column("id", sa.Integer, nullable=False),
+        sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("api", sa.String, nullable=False),
+        sa.Column("model", sa.String, nullable=False),
+        sa.Column("model_id", sa.String),
+        sa.Column("route", sa.String),
+        sa.Column("status_code", sa.Integer, nullable=False),
+        sa.Column("latency_s", sa.Float),
+        sa.Column("prompt_tokens", sa.Integer),
+        sa.Column("completion_tokens", sa.Integer),
+        sa.Column("system_text", sa.Text),
+        sa.Column("input_messages", sa.JSON),
+        sa.Column("output_text", sa.Text),
+        sa.Column("error", sa.Text),
+        sa.PrimaryKeyConstraint("id", name="pk_served_requests"),
+    )
+    op.create_index("ix_served_requests_time", "served_requests", ["time"])

@@ -172,3 +172,63 @@ class ModelVersion(Base):
     stop_reason: Mapped[str | None] = mapped_column(String)
     lineage: Mapped[JSONDict | None]  # anything else worth keeping about where it came from
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class EvalRun(Base):
+    """One evaluation: a model against a baseline on one split, with the statistics and verdict."""
+
+    __tablename__ = "eval_runs"
+    __table_args__ = (Index(None, "model_id"),)
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)  # ev-20261125-141502-a1b2
+    model_id: Mapped[str | None] = mapped_column(String, ForeignKey("model_versions.id", ondelete="SET NULL"))
+    model_ref: Mapped[str] = mapped_column(String)  # what was evaluated, as the user named it
+    baseline_ref: Mapped[str | None] = mapped_column(String)  # what it was compared with
+    dataset_version: Mapped[str | None] = mapped_column(String)
+    data_path: Mapped[str] = mapped_column(String)
+    split: Mapped[str | None] = mapped_column(String)
+    metrics_kind: Mapped[str] = mapped_column(String)  # label, template, free-text
+    examples: Mapped[int] = mapped_column(Integer)
+    verdict: Mapped[str | None] = mapped_column(String)  # better, no_difference, worse
+    verdict_text: Mapped[str | None] = mapped_column(Text)  # the one-sentence verdict
+    summary: Mapped[JSONDict | None]  # metrics with intervals, differences, p-values
+    results_path: Mapped[str | None] = mapped_column(String)  # the per-example JSONL
+    report_path: Mapped[str | None] = mapped_column(String)  # the HTML report
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class EvalItem(Base):
+    """One example of an evaluation: its reference and each model's output and scores."""
+
+    __tablename__ = "eval_items"
+    __table_args__ = (Index(None, "eval_run_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    eval_run_id: Mapped[str] = mapped_column(String, ForeignKey("eval_runs.id", ondelete="CASCADE"))
+    example_id: Mapped[str] = mapped_column(String)
+    input_text: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str] = mapped_column(Text)
+    outputs: Mapped[JSONDict]  # {"model": text, "baseline": text}
+    scores: Mapped[JSONDict | None]  # {"model": {...}, "baseline": {...}}
+
+
+class ServedRequest(Base):
+    """One request the server answered (or refused), for latency figures and the next dataset."""
+
+    __tablename__ = "served_requests"
+    __table_args__ = (Index(None, "time"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime] = mapped_column(default=utc_now)
+    api: Mapped[str] = mapped_column(String)  # openai | gemini
+    model: Mapped[str] = mapped_column(String)  # the name the client asked for
+    model_id: Mapped[str | None] = mapped_column(String)  # the registry id it resolved to, if any
+    route: Mapped[str | None] = mapped_column(String)  # rollout arm (primary, shadow, a, b), if any
+    status_code: Mapped[int] = mapped_column(Integer)
+    latency_s: Mapped[float | None] = mapped_column(Float)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    system_text: Mapped[str | None] = mapped_column(Text)
+    input_messages: Mapped[JSONDict | None]  # {"turns": [{"role", "text"}]}; NULL with --no-log
+    output_text: Mapped[str | None] = mapped_column(Text)  # NULL with --no-log
+    error: Mapped[str | None] = mapped_column(Text)
