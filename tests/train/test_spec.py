@@ -57,3 +57,14 @@ def test_qlora_without_a_gpu_is_refused_with_advice(prepared):
     with pytest.raises(BadInputError) as err:
         check_hardware(load_spec(data=prepared, method="qlora"))
     assert "CUDA" in err.value.message and "lora" in err.value.hint
+
+
+def test_qlora_quantizes_the_base_to_nf4_with_double_quantization():
+    import torch
+
+    from tunesmith.train.backends.local import qlora_quantization
+
+    config = qlora_quantization("bf16")
+    assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4" and config.bnb_4bit_use_double_quant
+    assert config.bnb_4bit_compute_dtype == torch.bfloat16
+    assert qlora_quantization("fp16").bnb_4bit_compute_dtype == torch.float16

@@ -140,3 +140,19 @@ def test_jobs_that_do_not_exist_or_cannot_be_resumed(prepared, tiny_model_dir):
         jobs.resume_job(job.id)
     with pytest.raises(BadInputError, match="already ended"):
         jobs.cancel_job(job.id)
+
+
+def test_qlora_trains_an_adapter_over_a_4bit_base_on_a_gpu(prepared, tiny_model_dir):
+    """Runs where there is a CUDA GPU and bitsandbytes (elsewhere QLoRA is refused: test_spec.py)."""
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
+        pytest.skip("QLoRA needs a CUDA GPU and bitsandbytes")
+    job = jobs.start_job(spec_for(prepared, tiny_model_dir, method="qlora", precision="auto"))
+    assert (job.status, job.stop_reason) == ("succeeded", "completed")
+    model = queries.list_models(limit=1)[0]
+    assert model.method == "qlora" and (Path(model.adapter_path) / "adapter_model.safetensors").is_file()
+    events = [e for e in queries.job_events(job.id) if e.kind == "model"]
+    assert events[0].data["trainable_parameters"] < events[0].data["parameters"] / 10

@@ -45,17 +45,19 @@ def load_model(
     dtype: str | torch.dtype | None = None,
     device: str = "cpu",
     allow_download: bool = False,
+    **kwargs: Any,
 ) -> PreTrainedModel:
     """A causal language model on `device`. `dtype` None means float32 on a CPU (where
     half-precision arithmetic is slow and training in it loses small updates) and the
-    checkpoint's own dtype on an accelerator."""
+    checkpoint's own dtype on an accelerator. Other keyword arguments (a
+    `quantization_config`, say) go to `from_pretrained`."""
     from transformers import AutoModelForCausalLM
 
     source = resolve_model(name_or_path)
     if dtype is None:
         dtype = "float32" if device == "cpu" else "auto"
     return _from_pretrained(
-        AutoModelForCausalLM, name_or_path, source, allow_download, dtype=dtype, device_map=device
+        AutoModelForCausalLM, name_or_path, source, allow_download, dtype=dtype, device_map=device, **kwargs
     )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -195,7 +196,7 @@ def setup(spec: TrainSpec, run_dir: Path, reporter: Reporter, cancel: _CancelFla
 
     from ...data.dataset import load_dataset
     from ...data.seal import verify_seal
-    from ...models.loading import load_model, load_tokenizer
+    from ...models.loading import load_tokenizer
 
     _quiet_libraries()
     # Data: the prepared folder's train and validation splits, refused if its seal is broken.
@@ -216,8 +217,7 @@ def setup(spec: TrainSpec, run_dir: Path, reporter: Reporter, cancel: _CancelFla
     # Model: the base in the chosen precision, with a LoRA adapter unless tuning fully.
     precision = resolve_precision(spec)
     torch.manual_seed(spec.seed)
-    # Weights stay float32 on a CPU (bf16 there is autocast, with fp32 master weights).
-    model = load_model(spec.base_model, dtype=torch.float32 if not torch.cuda.is_available() else None)
+    model = _load_base(spec, precision)
     if spec.method in ("lora", "qlora"):
         from peft import LoraConfig, get_peft_model
 
@@ -279,6 +279,34 @@ def setup(spec: TrainSpec, run_dir: Path, reporter: Reporter, cancel: _CancelFla
                          processing_class=tokenizer, callbacks=[callback])
     trainer.remove_callback(PrinterCallback)  # our reporter shows the metrics; the default prints raw dicts
     return trainer, watch_state, {"tokenizer": tokenizer, "precision": precision, "eval_interval": eval_interval}
+
+
+def _load_base(spec: TrainSpec, precision: str):
+    """The base model to train. LoRA and full: float32 weights (on a CPU bf16 is autocast over
+    them; on a GPU the Trainer's mixed precision does the same). QLoRA: the frozen base in 4-bit
+    NF4 on this process's GPU, prepared for k-bit training (PEFT: norms and the head in fp32,
+    input gradients on, so the adapter gets gradients through the frozen 4-bit layers)."""
+    import torch
+
+    from ...models.loading import load_model
+
+    if spec.method != "qlora":
+        return load_model(spec.base_model, dtype=torch.float32 if not torch.cuda.is_available() else None)
+    from peft import prepare_model_for_kbit_training
+
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # several processes: one GPU each
+    model = load_model(spec.base_model, device=device, quantization_config=qlora_quantization(precision))
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+
+
+def qlora_quantization(precision: str):
+    """The QLoRA paper's recipe: NF4 weights, double quantization (the quantization constants
+    quantized too, about 0.4 bits a parameter saved), matmuls computed in the training precision."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 def _trainer_class():
