@@ -1,4 +1,5 @@
-"""The live training display: a progress bar with step, epoch, ETA, losses and speed."""
+"""The live training display: a progress bar with step, epoch, ETA, losses and speed; for a
+job at Vertex AI, which reports minutes apart, one line per step and per change."""
 
 from __future__ import annotations
 
@@ -46,3 +47,17 @@ class TrainingDisplay:
         if "tokens_per_s" in row:
             fields["speed"] = f"{row['tokens_per_s']:.0f}"
         self.progress.update(self.task, completed=row["step"], total=row.get("max_steps") or None, **fields)
+
+
+class RemoteDisplay:
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+
+    def __call__(self, row: dict) -> None:
+        from rich.markup import escape
+
+        if "event" in row:
+            self.console.print(f"[dim]{row['event']}:[/dim] {escape(row['message'])}", highlight=False)
+            return
+        total = f"/{row['max_steps']}" if row.get("max_steps") else ""
+        self.console.print(f"epoch {row['epoch']}, step {row['step']}{total}", highlight=False)

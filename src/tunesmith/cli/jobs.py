@@ -35,7 +35,7 @@ def list_command(json_out: bool = typer.Option(False, "--json", help="print JSON
 
 @app.command("show")
 def show_command(job_id: str, json_out: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """A job's status, spec, events and latest metrics."""
+    """A job's status, spec, events and latest metrics (a job at Vertex AI is polled first)."""
     from ..store.queries import job_events, job_metrics
     from ..train.jobs import get_job
 
@@ -51,6 +51,11 @@ def show_command(job_id: str, json_out: bool = typer.Option(False, "--json", hel
     print(f"job {job.id}: {job.status}" + (f" ({job.stop_reason})" if job.stop_reason else ""))
     print(f"  base model {job.base_model}, method {job.method}, data version {job.dataset_version}")
     print(f"  run folder {job.run_dir}")
+    if job.remote_name:
+        from ..train.backends.vertex import describe_state
+
+        state, _, sub_state = (job.remote_state or "").partition("/")
+        print(f"  at Vertex AI: {job.remote_name}" + (f", {describe_state(state, sub_state or None)}" if state else ""))
     if job.error:
         print(f"  error: {job.error}")
     for e in events:
@@ -80,16 +85,16 @@ def logs_command(job_id: str, follow: bool = typer.Option(False, "--follow", "-f
                 print(chunk, end="", flush=True)
         if not follow or get_job(job.id).status not in ("queued", "running"):
             break
-        time.sleep(1.0)
+        time.sleep(1.0 if job.backend == "local" else job.spec["poll_interval_s"])  # a vertex job is polled remotely
 
 
 @app.command("cancel")
 def cancel_command(job_id: str) -> None:
-    """Stop a job cleanly (it saves a checkpoint, so it can be resumed)."""
+    """Stop a job cleanly (it saves a checkpoint, so it can be resumed); a job at Vertex AI is cancelled there."""
     from ..train.jobs import cancel_job
 
     job = cancel_job(job_id)
-    print(f"job {job.id}: {job.status}")
+    print(f"job {job.id}: {job.status}" + (" (cancelling at Vertex AI)" if job.status == "running" else ""))
 
 
 @app.command("resume")

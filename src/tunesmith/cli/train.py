@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from ..errors import BadInputError
+
 
 def train_command(
     spec_file: Optional[Path] = typer.Argument(None, help="a YAML spec; flags override its fields"),
@@ -33,7 +35,21 @@ def train_command(
                                                        "`accelerate launch` [1]"),
     accelerate_config: Optional[str] = typer.Option(None, help="ddp | fsdp | deepspeed-zero2 | cpu, or an accelerate "
                                                                "YAML path (default: ddp with GPUs, cpu without); see docs/multi-gpu.md"),
-    detach: bool = typer.Option(False, help="run in the background; follow with `tunesmith jobs logs ID --follow`"),
+    backend: Optional[str] = typer.Option(None, help="local | vertex (default: local); vertex is the managed path, "
+                                                     "docs/managed.md"),
+    project: Optional[str] = typer.Option(None, help="vertex: Google Cloud project (default: GOOGLE_CLOUD_PROJECT)"),
+    location: Optional[str] = typer.Option(None, help="vertex: region (default: GOOGLE_CLOUD_LOCATION, else us-central1)"),
+    bucket: Optional[str] = typer.Option(None, help="vertex: gs://bucket/prefix for the training files"),
+    learning_rate_multiplier: Optional[float] = typer.Option(None, help="vertex: (default: the service's, 1.0)"),
+    adapter_size: Optional[int] = typer.Option(None, help="vertex: 1 | 2 | 4 | 8 | 16 (default: the service's)"),
+    tuned_model_display_name: Optional[str] = typer.Option(None, help="vertex: (default: tunesmith JOB-ID)"),
+    label: Optional[list[str]] = typer.Option(None, help="vertex: KEY=VALUE label on the tuning job; repeatable"),
+    poll_interval_s: Optional[float] = typer.Option(None, help="vertex: first wait between polls, doubling while "
+                                                              "nothing changes (default: 15)"),
+    poll_max_interval_s: Optional[float] = typer.Option(None, help="vertex: longest wait between polls (default: 300)"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="vertex: start without asking to confirm the estimated cost"),
+    detach: bool = typer.Option(False, help="run in the background; follow with `tunesmith jobs logs ID --follow` "
+                                            "(vertex: return once the remote job exists)"),
 ) -> None:
     """Tune a model on a prepared dataset and register the result."""
     from ..train.jobs import start_job
@@ -45,9 +61,19 @@ def train_command(
         batch_size=batch_size, gradient_accumulation=gradient_accumulation, max_seq_length=max_seq_length,
         max_steps=max_steps, seed=seed, precision=precision, eval_interval=eval_interval,
         checkpoint_interval=checkpoint_interval, name=name, processes=processes, accelerate_config=accelerate_config,
+        backend=backend, project=project, location=location, bucket=bucket,
+        learning_rate_multiplier=learning_rate_multiplier, adapter_size=adapter_size,
+        tuned_model_display_name=tuned_model_display_name, labels=_labels(label), poll_interval_s=poll_interval_s,
+        poll_max_interval_s=poll_max_interval_s,
         **{"lora.rank": lora_rank, "lora.alpha": lora_alpha, "lora.dropout": lora_dropout,
            "early_stopping.patience": patience, "early_stopping.min_delta": min_delta},
     )
+    if spec.backend == "vertex":
+        _train_at_vertex(spec, detach, yes)
+        return
+    from .plan import print_preflight
+
+    print_preflight(spec)  # the plan's memory estimate for this run, and a warning when it will not fit
     if detach:
         job = start_job(spec, detach=True)
         print(f"started job {job.id} in the background (pid {job.pid})")
@@ -56,6 +82,34 @@ def train_command(
     with TrainingDisplay() as display:
         job = start_job(spec, display=display)
     report_end(job)
+
+
+def _train_at_vertex(spec, detach: bool, yes: bool) -> None:
+    """The managed path: each step prints as it happens; the cost estimate asks before uploading."""
+    from ..train.jobs import start_job
+    from ._display import RemoteDisplay
+
+    def confirm(estimate) -> bool:
+        return yes or typer.confirm(f"upload the data and start tuning (about ${estimate.cost_usd:,.2f})?")
+
+    job = start_job(spec, detach=detach, display=RemoteDisplay(), confirm=confirm)
+    if job is None:
+        print("not started; nothing was uploaded")
+        raise typer.Exit(1)
+    if job.status in ("queued", "running"):
+        print(f"job {job.id} runs at Vertex AI as {job.remote_name}")
+        print(f"check on it: tunesmith jobs show {job.id}   cancel it: tunesmith jobs cancel {job.id}")
+        return
+    report_end(job)
+
+
+def _labels(pairs: list[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    bad = next((p for p in pairs if "=" not in p), None)
+    if bad is not None:
+        raise BadInputError(f"--label {bad!r} is not KEY=VALUE", "for example --label team=support")
+    return dict(p.split("=", 1) for p in pairs)
 
 
 def report_end(job) -> None:
@@ -67,7 +121,10 @@ def report_end(job) -> None:
         registered = [e for e in job_events(job.id) if e.kind == "registered"]
         if registered:
             print(f"model {registered[-1].data['model_id']} registered (stage candidate)")
-        print(f"metrics: {Path(job.run_dir) / 'metrics.jsonl'}")
+            if job.backend == "vertex":
+                print(f"endpoint: {registered[-1].data['remote_endpoint']}")
+        if job.backend == "local":
+            print(f"metrics: {Path(job.run_dir) / 'metrics.jsonl'}")
         return
     if job.error:
         print(f"error: {job.error}")

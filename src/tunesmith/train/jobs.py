@@ -9,6 +9,11 @@ metrics.jsonl, checkpoints and the result. A job whose process died (a crash, `k
 is marked failed the next time anyone looks, and `resume_job` continues it from its last
 checkpoint.
 
+A job on the managed path (`backend: vertex`, train/backends/vertex.py) runs at Vertex AI:
+this process uploads the data, creates the remote job and polls it; `--detach` returns once
+it exists, and `get_job` (`tunesmith jobs show`) polls it again. Its row keeps the remote job's
+name and state.
+
 A job on several processes (`processes: N` or an `accelerate_config` in its spec) runs
 under `accelerate launch` (train/accelerate/): foreground or detached, this process starts
 the launcher in a new session and records the launcher's pid; the launched ranks run
@@ -53,7 +58,7 @@ def create_job(spec: TrainSpec):
     version = manifest.get("dataset_version")
     queries.record_dataset_version(version, str(spec.data.resolve()), manifest)
     resolved = spec.resolved()
-    job = queries.create_job("local", resolved, run_dir="", base_model=spec.base_model, method=spec.method,
+    job = queries.create_job(spec.backend, resolved, run_dir="", base_model=spec.base_model, method=spec.method,
                              dataset_version=version)
     run_dir = runs_dir() / job.id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -61,7 +66,14 @@ def create_job(spec: TrainSpec):
     return queries.update_job(job.id, run_dir=str(run_dir))
 
 
-def start_job(spec: TrainSpec, detach: bool = False, display: Callable[[dict], None] | None = None):
+def start_job(spec: TrainSpec, detach: bool = False, display: Callable[[dict], None] | None = None,
+              confirm: Callable | None = None):
+    """Create and run a job. For a vertex spec, `confirm` sees the cost estimate before anything
+    is uploaded and may decline (then there is no job: None is returned)."""
+    if spec.backend == "vertex":
+        from .backends import vertex
+
+        return vertex.start(spec, detach=detach, display=display, confirm=confirm)
     from .backends.local import check_hardware
 
     check_hardware(spec)  # before a job exists: a run this machine cannot do is bad usage, not a failed job
@@ -241,8 +253,13 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
-def refresh(job):
-    """A running job whose process is gone died without saying so: record that."""
+def refresh(job, remote: bool = True):
+    """A running job whose process is gone died without saying so: record that. A vertex job
+    is polled at Vertex AI (unless `remote` is False: then its last polled state stands)."""
+    if job.backend == "vertex":
+        from .backends import vertex
+
+        return vertex.refresh(job) if remote and job.status in ("queued", "running") and job.remote_name else job
     if job.status == "running" and job.backend == "local" and not pid_alive(job.pid):
         return queries.update_job(job.id, status="failed", stop_reason="process_died", pid=None,
                                   error="the training process ended without finishing (crash or kill); "
@@ -255,7 +272,7 @@ def get_job(id_or_prefix: str):
 
 
 def list_jobs(limit: int = 50):
-    return [refresh(job) for job in queries.list_jobs(limit=limit)]
+    return [refresh(job, remote=False) for job in queries.list_jobs(limit=limit)]
 
 
 def cancel_job(id_or_prefix: str, wait_s: float = CANCEL_WAIT_S):
@@ -263,6 +280,10 @@ def cancel_job(id_or_prefix: str, wait_s: float = CANCEL_WAIT_S):
     job = get_job(id_or_prefix)
     if job.status in ("succeeded", "failed", "cancelled"):
         raise BadInputError(f"job {job.id} has already ended ({job.status})")
+    if job.backend == "vertex":
+        from .backends import vertex
+
+        return vertex.cancel(job)
     if job.status == "queued" or not pid_alive(job.pid):
         return queries.update_job(job.id, status="cancelled", stop_reason="cancelled", pid=None)
     queries.add_event(job.id, "cancel", "cancel requested")
@@ -279,6 +300,9 @@ def cancel_job(id_or_prefix: str, wait_s: float = CANCEL_WAIT_S):
 
 def resume_job(id_or_prefix: str, detach: bool = False, display: Callable[[dict], None] | None = None):
     job = get_job(id_or_prefix)
+    if job.backend == "vertex":
+        raise BadInputError(f"job {job.id} ran at Vertex AI, which cannot resume a tuning job",
+                            "start a new one with `tunesmith train` (the upload is skipped: same content)")
     if job.status in ("running", "succeeded"):
         raise BadInputError(f"job {job.id} is {job.status}; only a failed or cancelled job can be resumed")
     queries.update_job(job.id, status="queued")

@@ -22,10 +22,30 @@ repeated exactly. Example (every knob with its default):
     processes: 1                   # training processes (one per GPU); more than 1 runs under `accelerate launch`
     accelerate_config: null        # ddp | fsdp | deepspeed-zero2 | cpu (shipped, see docs/multi-gpu.md) or a YAML path;
                                    # null: ddp on GPUs, cpu without; setting it launches even with processes: 1
+
+The managed path (`backend: vertex`, docs/managed.md) takes the common fields (base_model,
+data, epochs, name) and its own; the local-only knobs above are refused there, and the
+vertex-only fields below are refused on a local spec, each by name:
+
+    backend: vertex
+    base_model: gemini-2.5-flash   # a Gemini model with a target file in plan/targets/vertex/
+    method: vertex-sft             # Gemini supervised tuning (the only method there)
+    project: my-project            # null: GOOGLE_CLOUD_PROJECT
+    location: us-central1          # null: GOOGLE_CLOUD_LOCATION, else us-central1
+    bucket: gs://my-bucket/tuning  # where the exported JSONL files are uploaded (by content hash)
+    epochs: 3                      # a whole number; billed tokens = dataset tokens x epochs
+    learning_rate_multiplier: null # null: the service's default (1.0)
+    adapter_size: null             # 1 | 2 | 4 | 8 | 16 (the target's list); null: the service's default
+    tuned_model_display_name: null # null: "tunesmith <job id>"
+    labels: {}                     # Google Cloud labels on the tuning job
+    poll_interval_s: 15            # first wait between status polls; doubles while nothing changes ...
+    poll_max_interval_s: 300       # ... up to this
 """
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +55,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..errors import BadInputError
 
 DEFAULT_LEARNING_RATE = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5}
+VERTEX_METHOD = "vertex-sft"
+VERTEX_DEFAULT_BASE_MODEL = "gemini-2.5-flash"
+VERTEX_DEFAULT_LOCATION = "us-central1"
+# Which fields belong to which backend; the rest (backend, base_model, data, method, epochs, name) are common.
+LOCAL_ONLY_FIELDS = ("lora", "learning_rate", "batch_size", "gradient_accumulation", "max_seq_length", "max_steps",
+                     "seed", "precision", "eval_interval", "checkpoint_interval", "early_stopping", "warmup_ratio",
+                     "weight_decay", "max_grad_norm", "processes", "accelerate_config")
+VERTEX_ONLY_FIELDS = ("project", "location", "bucket", "learning_rate_multiplier", "adapter_size",
+                      "tuned_model_display_name", "labels", "poll_interval_s", "poll_max_interval_s")
+BUCKET_URI = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?$")  # bucket names: 3-222 characters
+LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")  # Google Cloud's rules for label keys ...
+LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")  # ... and values
 
 
 class LoraSpec(BaseModel):
@@ -59,7 +91,7 @@ class TrainSpec(BaseModel):
     backend: Literal["local", "vertex"] = "local"
     base_model: str = "smollm2-135m-instruct"
     data: Path
-    method: Literal["lora", "qlora", "full"] = "lora"
+    method: Literal["lora", "qlora", "full", "vertex-sft"] = "lora"
     lora: LoraSpec = LoraSpec()
     epochs: float = Field(3, gt=0, le=100)
     learning_rate: float | None = Field(None, gt=0, lt=1)
@@ -80,6 +112,16 @@ class TrainSpec(BaseModel):
     processes: int = Field(1, ge=1, le=1024, description="training processes, one per GPU; > 1 runs under accelerate launch")
     accelerate_config: str | None = Field(None, description="a shipped accelerate config (ddp, fsdp, deepspeed-zero2, "
                                                             "cpu) or the path of an accelerate YAML file")
+    # The managed path (backend: vertex) only.
+    project: str | None = Field(None, description="Google Cloud project; null: GOOGLE_CLOUD_PROJECT")
+    location: str | None = Field(None, description="region of the tuning job; null: GOOGLE_CLOUD_LOCATION or us-central1")
+    bucket: str | None = Field(None, description="gs://bucket/prefix where the training files are uploaded")
+    learning_rate_multiplier: float | None = Field(None, gt=0, le=100)
+    adapter_size: int | None = Field(None, description="LoRA adapter size on Vertex: 1, 2, 4, 8 or 16")
+    tuned_model_display_name: str | None = Field(None, min_length=1, max_length=128)
+    labels: dict[str, str] = {}
+    poll_interval_s: float = Field(15.0, gt=0, description="first wait between status polls")
+    poll_max_interval_s: float = Field(300.0, gt=0, description="the longest wait between status polls")
 
     @field_validator("data")
     @classmethod
@@ -88,12 +130,64 @@ class TrainSpec(BaseModel):
             raise ValueError(f"{data} is not a prepared dataset (no manifest.json); make one with `tunesmith data prepare`")
         return data
 
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_is_a_gcs_uri(cls, bucket: str | None) -> str | None:
+        if bucket is not None and not BUCKET_URI.match(bucket):
+            raise ValueError(f"{bucket!r} is not a Cloud Storage location; write gs://BUCKET or gs://BUCKET/PREFIX")
+        return bucket.rstrip("/") if bucket else bucket
+
     @field_validator("accelerate_config")
     @classmethod
     def _config_exists(cls, config: str | None) -> str | None:
         from .accelerate import resolve_config_name
 
         return resolve_config_name(config) if config is not None else None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _vertex_defaults(cls, raw: object) -> object:
+        """A vertex spec starts from Gemini, its one method, and the standard environment variables."""
+        if not isinstance(raw, dict) or raw.get("backend") != "vertex":
+            return raw
+        raw = dict(raw)
+        raw.setdefault("base_model", VERTEX_DEFAULT_BASE_MODEL)
+        raw.setdefault("method", VERTEX_METHOD)
+        if raw.get("project") is None and os.environ.get("GOOGLE_CLOUD_PROJECT"):
+            raw["project"] = os.environ["GOOGLE_CLOUD_PROJECT"]
+        if raw.get("location") is None:
+            raw["location"] = os.environ.get("GOOGLE_CLOUD_LOCATION") or VERTEX_DEFAULT_LOCATION
+        return raw
+
+    @model_validator(mode="after")
+    def _fields_fit_the_backend(self) -> "TrainSpec":
+        if self.backend == "local":
+            given = [f for f in VERTEX_ONLY_FIELDS if f in self.model_fields_set and getattr(self, f) not in (None, {})]
+            if given:
+                raise ValueError(f"{given[0]} applies only to backend: vertex (this spec has backend: local)")
+            if self.method == VERTEX_METHOD:
+                raise ValueError("method vertex-sft is the managed path's: set backend: vertex, or use lora, qlora or full")
+            return self
+        given = [f for f in LOCAL_ONLY_FIELDS if f in self.model_fields_set]
+        if given:
+            raise ValueError(f"{given[0]} applies only to backend: local; Vertex AI chooses it itself "
+                             "(see docs/managed.md for the vertex fields)")
+        if self.method != VERTEX_METHOD:
+            raise ValueError(f"method {self.method} is a local method; backend: vertex tunes with vertex-sft")
+        for field, hint in (("project", "or set GOOGLE_CLOUD_PROJECT"), ("bucket", "a gs://bucket/prefix")):
+            if getattr(self, field) is None:
+                raise ValueError(f"{field} is required for backend: vertex ({hint})")
+        target = self.vertex_target()
+        if self.adapter_size is not None and self.adapter_size not in target.adapter_sizes:
+            raise ValueError(f"adapter_size {self.adapter_size} is not offered for {self.base_model} "
+                             f"(choose one of {', '.join(map(str, target.adapter_sizes))})")
+        if not float(self.epochs).is_integer():
+            raise ValueError(f"epochs must be a whole number for backend: vertex (got {self.epochs})")
+        bad_label = next((k for k, v in self.labels.items() if not LABEL_KEY.match(k) or not LABEL_VALUE.match(v)), None)
+        if bad_label is not None:
+            raise ValueError(f"labels: {bad_label!r} breaks Google Cloud's label rules (lowercase letters, digits, "
+                             "_ and -; keys start with a letter; at most 63 characters)")
+        return self
 
     @model_validator(mode="after")
     def _checkpoints_fall_on_evaluations(self) -> "TrainSpec":
@@ -102,14 +196,30 @@ class TrainSpec(BaseModel):
             raise ValueError("checkpoint_interval must be a multiple of eval_interval (the best checkpoint is picked at evaluations)")
         return self
 
+    def vertex_target(self):
+        """The limits and price of the Gemini model this vertex spec tunes (plan/targets/vertex/)."""
+        from ..plan.targets import load_target, target_names
+
+        name = f"vertex/{self.base_model}"
+        if name not in target_names():
+            known = ", ".join(n.split("/", 1)[1] for n in target_names() if n.startswith("vertex/"))
+            raise ValueError(f"base_model {self.base_model} has no Vertex tuning target (known: {known}; "
+                             "a new model is a new file in plan/targets/vertex/)")
+        return load_target(name)
+
     @property
     def resolved_learning_rate(self) -> float:
         return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATE[self.method]
 
     def resolved(self) -> dict:
-        """The spec as saved with the job: defaults filled in, paths as strings."""
-        data = self.model_dump(mode="json")
-        data["learning_rate"] = self.resolved_learning_rate
+        """The spec as saved with the job: defaults filled in, paths as strings, and only the
+        fields of its backend."""
+        other_backend = VERTEX_ONLY_FIELDS if self.backend == "local" else LOCAL_ONLY_FIELDS
+        data = self.model_dump(mode="json", exclude=set(other_backend))
+        if self.backend == "local":
+            data["learning_rate"] = self.resolved_learning_rate
+        else:
+            data["epochs"] = int(self.epochs)
         return data
 
 

@@ -1,0 +1,81 @@
+"""Google Cloud failures turned into sentences a user can act on.
+
+Credentials never appear in these messages: google-auth, google-cloud-storage and google-genai
+put the service's answer and the URL in their exceptions, not the token or the key."""
+
+from __future__ import annotations
+
+from ...errors import TunesmithError
+
+TRANSIENT_HTTP_CODES = (408, 429, 500, 502, 503, 504)
+
+_HINT_BY_CODE = {
+    400: "check the spec's fields and the exported data; docs/managed.md lists the common errors",
+    401: "the credentials were refused: `gcloud auth application-default login`, or check "
+         "GOOGLE_APPLICATION_CREDENTIALS",
+    403: "the account needs the Vertex AI User role (roles/aiplatform.user) on the project, with the Vertex AI API "
+         "enabled (`gcloud services enable aiplatform.googleapis.com`) and billing on",
+    404: "check project and location: tuning runs in a few regions only (docs/managed.md)",
+    429: "a quota is exhausted: wait, or ask for more tuning quota in the console (IAM & Admin > Quotas)",
+}
+
+
+def cloud_error(exc: Exception, doing: str) -> TunesmithError | None:
+    """A TunesmithError for a failure of a Google client while `doing` something, or None when
+    `exc` is not one (a bug, to be raised as it is)."""
+    from google.api_core import exceptions as core
+    from google.auth import exceptions as auth
+    from google.genai import errors as genai_errors
+
+    if isinstance(exc, auth.DefaultCredentialsError):  # its text names a file or a variable, never a key
+        return TunesmithError(f"{doing}: no usable Google Cloud credentials ({exc})",
+                              "run `gcloud auth application-default login`, or point GOOGLE_APPLICATION_CREDENTIALS "
+                              "at a service-account key file")
+    if isinstance(exc, auth.RefreshError):
+        reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else type(exc).__name__
+        return TunesmithError(f"{doing}: no access token for these credentials ({reason})", _HINT_BY_CODE[401])
+    if isinstance(exc, genai_errors.APIError):
+        return TunesmithError(f"{doing}: Vertex AI answered {exc.code} {exc.status or ''}: {exc.message}".replace(" :", ":"),
+                              _hint(exc.code))
+    if isinstance(exc, core.NotFound):
+        return TunesmithError(f"{doing}: the bucket does not exist, or this account cannot see it",
+                              "create it (`gcloud storage buckets create gs://BUCKET --location=REGION`) or fix `bucket`")
+    if isinstance(exc, core.Forbidden):
+        return TunesmithError(f"{doing}: {exc.message}", "the account needs Storage Object Admin "
+                                                        "(roles/storage.objectAdmin) on the bucket")
+    if isinstance(exc, core.GoogleAPICallError):
+        return TunesmithError(f"{doing}: {exc.message}", _hint(exc.code or 0))
+    if _is_connection_error(exc):
+        return TunesmithError(f"{doing}: cannot reach Google Cloud ({type(exc).__name__})",
+                              "check the network, or GOOGLE_VERTEX_BASE_URL and STORAGE_EMULATOR_HOST if set")
+    return None
+
+
+def is_transient(exc: Exception) -> bool:
+    """Worth another try later: the network, a timeout, a quota or a server-side error."""
+    from google.genai import errors as genai_errors
+
+    if isinstance(exc, genai_errors.APIError):
+        return exc.code in TRANSIENT_HTTP_CODES
+    return _is_connection_error(exc)
+
+
+def _is_connection_error(exc: Exception) -> bool:
+    import importlib
+
+    import requests
+    from google.auth import exceptions as auth
+
+    kinds: list[type] = [requests.ConnectionError, requests.Timeout, auth.TransportError]
+    for name in ("httpx", "httpx2"):  # google-genai sends through httpx2 when it is installed, else httpx
+        try:
+            kinds.append(importlib.import_module(name).TransportError)
+        except ImportError:
+            pass
+    return isinstance(exc, tuple(kinds))
+
+
+def _hint(code: int) -> str:
+    if code >= 500:
+        return "a problem on Google's side; try again in a few minutes"
+    return _HINT_BY_CODE.get(code, "see docs/managed.md, common errors")
