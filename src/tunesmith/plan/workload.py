@@ -1,0 +1,72 @@
+"""The tokens a training run reads: counted from a prepared dataset, or assumed from its size.
+
+Counting is exact for tunesmith's own base models when `exact` is set (the chat template
+rendered and tokenized as training does, which loads transformers); otherwise it uses the
+data layer's counter: the model's tokenizer where one is available offline, else about four
+characters a token, plus the template's tokens around each turn."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import BadInputError
+
+# Without data: the guide's recommended minimum of 1,000 examples, each as long as --seq-len
+# allows (an upper bound on the tokens, so time and cost are not understated).
+ASSUMED_EXAMPLES = 1000
+
+
+@dataclass(frozen=True)
+class Workload:
+    examples: int
+    tokens_per_epoch: int  # every token the model reads (prompt and answer), after truncation
+    trained_tokens_per_epoch: int  # the answer tokens the loss is computed on
+    longest_tokens: int  # the longest example after truncation: the sequence length of the largest batch
+    counted_by: str  # how the numbers were obtained, said in the plan
+
+    @property
+    def trained_tokens_per_example(self) -> float:
+        return self.trained_tokens_per_epoch / max(1, self.examples)
+
+
+def assumed(seq_len: int) -> Workload:
+    tokens = ASSUMED_EXAMPLES * seq_len
+    return Workload(ASSUMED_EXAMPLES, tokens, tokens, seq_len,
+                    f"assumed: {ASSUMED_EXAMPLES:,} examples of {seq_len:,} tokens (give --data to count yours)")
+
+
+def count(data: Path, base_model: str | None, max_seq_length: int, exact: bool = False) -> Workload:
+    """The train split of a prepared folder, each example cut to `max_seq_length` tokens.
+    `base_model` None counts as Gemini does offline: about four characters a token."""
+    from ..data.dataset import load_dataset
+
+    if not (Path(data) / "manifest.json").is_file():
+        raise BadInputError(f"{data} is not a prepared dataset (no manifest.json)", "make one with `tunesmith data prepare`")
+    train = load_dataset([data]).split("train")
+    if not train:
+        raise BadInputError(f"{data} has no examples in its train split")
+    if exact and base_model:
+        return _exact(train, base_model, max_seq_length)
+    from ..data.tokens import count_tokens, counter_for, estimate_counter
+    from .targets import load_target, target_names
+
+    local = f"local/{base_model}"
+    counter = counter_for(load_target(local)) if base_model and local in target_names() else estimate_counter()
+    counts = count_tokens(train, counter)
+    totals = [min(t, max_seq_length) for t in counts.total]
+    # Each model turn is trained with its end-of-turn token; truncation can only cut trained tokens.
+    trained = [min(m + sum(1 for t in ex.turns if t.role == "model"), total)
+               for m, total, ex in zip(counts.model, totals, train)]
+    return Workload(len(train), sum(totals), sum(trained), max(totals), counter.method)
+
+
+def _exact(train, base_model: str, max_seq_length: int) -> Workload:
+    from ..models.loading import load_tokenizer
+    from ..train.tokenize import encode_dataset
+
+    encoded = [e for e in encode_dataset(train, load_tokenizer(base_model), max_seq_length) if not e.nothing_to_train]
+    if not encoded:
+        raise BadInputError("no example has a trained token left after truncation", "raise max_seq_length")
+    return Workload(len(encoded), sum(len(e.input_ids) for e in encoded), sum(e.trained_tokens for e in encoded),
+                    max(len(e.input_ids) for e in encoded), f"{base_model} chat template and tokenizer (exact)")
