@@ -8,6 +8,9 @@ import typer
 
 from ..errors import TunesmithError
 from . import data, examples, jobs, models
+from .evaluate import eval_command
+from .plan import plan_command
+from .serve import serve_command
 from .train import train_command
 
 app = typer.Typer(
@@ -21,7 +24,10 @@ app.add_typer(data.app, name="data")
 app.add_typer(examples.app, name="examples")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(models.app, name="models")
+app.command("plan")(plan_command)
 app.command("train")(train_command)
+app.command("eval")(eval_command)
+app.command("serve")(serve_command)
 
 
 def main() -> None:

@@ -142,3 +142,18 @@ def targets_command() -> None:
     for name in target_names():
         t = load_target(name)
         print(f"{name:32} max {t.max_tokens_per_example:>7,} tokens/example, format {t.format}")
+
+
+@app.command("from-log")
+def from_log_command(
+    out: Path = typer.Option(..., help="the dataset file to write"),
+    model: Optional[str] = typer.Option(None, help="only requests for this model (the name asked for, or its registry id)"),
+    since: Optional[str] = typer.Option(None, help="only requests since a date (2026-11-30) or an age (12h, 7d)"),
+    to: str = typer.Option("tunesmith", "--format", help="tunesmith, gemini, openai, input-output, alpaca, sharegpt, prompt-completion, csv"),
+) -> None:
+    """Turn the server's logged traffic into a dataset file, so production data can feed the next round of tuning."""
+    from ..serve.log import dataset_from_log, parse_since
+
+    summary = dataset_from_log(out, format=to, model=model, since=parse_since(since) if since else None)
+    skipped = "".join(f", {count} {reason}" for reason, count in sorted(summary.skipped.items()))
+    print(f"{summary.requests} logged requests -> {summary.written} examples in {summary.path}{skipped}")

@@ -29,9 +29,12 @@ from .schema import (
     MODEL_STAGES,
     Base,
     DatasetVersion,
+    EvalItem,
+    EvalRun,
     Job,
     JobEvent,
     ModelVersion,
+    ServedRequest,
     StepMetrics,
     utc_now,
 )
@@ -272,3 +275,80 @@ def _by_id_or_prefix(s: Session, row_class: type[Record], text: str, noun: str, 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise BadInputError(f"unknown {what} {value!r}", f"use one of: {', '.join(choices)}")
+
+
+# --- Served requests ----------------------------------------------------------------
+
+
+def add_served_requests(rows: list[dict[str, Any]], *, session: Session | None = None) -> None:
+    """Record requests the server answered or refused (ServedRequest columns by name), in one transaction."""
+    with _using(session) as s:
+        s.add_all(ServedRequest(**row) for row in rows)
+        s.flush()
+
+
+def list_served_requests(model: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                         limit: int | None = None, *, session: Session | None = None) -> list[ServedRequest]:
+    """Oldest first. `model` matches the name the client asked for or the registry id it resolved to."""
+    query = select(ServedRequest).order_by(ServedRequest.time, ServedRequest.id)
+    if model is not None:
+        query = query.where((ServedRequest.model == model) | (ServedRequest.model_id == model))
+    if since is not None:
+        query = query.where(ServedRequest.time >= since)
+    if until is not None:
+        query = query.where(ServedRequest.time < until)
+    if limit is not None:
+        query = query.limit(limit)
+    with _using(session) as s:
+        return list(s.scalars(query))
+
+
+# --- Eval runs ----------------------------------------------------------------------
+
+
+def record_eval_run(*, id: str, model_ref: str, data_path: str | Path, metrics_kind: str, examples: int,
+                    items: list[dict[str, Any]], model_id: str | None = None, baseline_ref: str | None = None,
+                    dataset_version: str | None = None, split: str | None = None, verdict: str | None = None,
+                    verdict_text: str | None = None, summary: dict[str, Any] | None = None,
+                    results_path: str | None = None, report_path: str | None = None,
+                    session: Session | None = None) -> EvalRun:
+    """An evaluation and its items (EvalItem columns by name, less the run id), in one transaction.
+    `id` comes from `new_id("ev")`, so the run's folder can be named before the row exists."""
+    with _using(session) as s:
+        run = EvalRun(id=id, model_id=model_id, model_ref=model_ref, baseline_ref=baseline_ref,
+                      dataset_version=dataset_version, data_path=str(data_path), split=split,
+                      metrics_kind=metrics_kind, examples=examples, verdict=verdict, verdict_text=verdict_text,
+                      summary=summary, results_path=results_path, report_path=report_path)
+        s.add(run)
+        s.flush()
+        s.add_all(EvalItem(eval_run_id=run.id, **item) for item in items)
+        s.flush()
+        return run
+
+
+def get_eval_run(id_or_prefix: str, *, session: Session | None = None) -> EvalRun:
+    """The eval run with this id, or the only one whose id starts with it."""
+    with _using(session) as s:
+        return _by_id_or_prefix(s, EvalRun, id_or_prefix, "eval run", "`tunesmith models show MODEL` lists its eval runs")
+
+
+def list_eval_runs(model_id: str | None = None, limit: int = 50, *, session: Session | None = None) -> list[EvalRun]:
+    """Newest first; only those of one registered model when `model_id` is given."""
+    query = select(EvalRun).order_by(EvalRun.created_at.desc(), EvalRun.id.desc()).limit(limit)
+    if model_id is not None:
+        query = query.where(EvalRun.model_id == model_id)
+    with _using(session) as s:
+        return list(s.scalars(query))
+
+
+def eval_items(eval_run_id: str, *, session: Session | None = None) -> list[EvalItem]:
+    """The run's items in the order they were recorded."""
+    query = select(EvalItem).where(EvalItem.eval_run_id == eval_run_id).order_by(EvalItem.id)
+    with _using(session) as s:
+        return list(s.scalars(query))
+
+
+def get_dataset_version(version: str, *, session: Session | None = None) -> DatasetVersion | None:
+    """The recorded prepared dataset with this version hash, or None."""
+    with _using(session) as s:
+        return s.get(DatasetVersion, version)
