@@ -35,18 +35,49 @@ def list_command(json_out: bool = typer.Option(False, "--json", help="print JSON
 
 @app.command("show")
 def show_command(model_id: str, json_out: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """A model version and its lineage."""
-    from ..store.queries import get_model
+    """A model version, its lineage and its eval runs."""
+    from ..store.queries import get_model, list_eval_runs
 
     model = get_model(model_id)
     data = row_dict(model)
+    runs = list_eval_runs(model.id)
+    evals = [{"id": r.id, "created_at": r.created_at.isoformat(), "baseline": r.baseline_ref, "split": r.split,
+              "examples": r.examples, "verdict": r.verdict, "verdict_text": r.verdict_text, "report": r.report_path}
+             for r in runs]
     if json_out:
-        print(json.dumps(data, indent=2))
+        print(json.dumps({**data, "eval_runs": evals}, indent=2))
         return
     for key in ("id", "name", "stage", "base_model", "method", "adapter_path", "merged_path", "dataset_version",
                 "job_id", "stop_reason", "best_metrics", "final_metrics", "created_at"):
         if data.get(key) is not None:
             print(f"{key:16} {data[key]}")
+    print(f"{'eval runs':16} {len(evals) or 'none (tunesmith eval ' + model.id + ')'}")
+    for e in evals:
+        print(f"  {e['id']}  {e['created_at'][:19]}  vs {e['baseline'] or '-'} on {e['examples']} {e['split']} "
+              f"examples: {e['verdict'] or 'no verdict'}\n    {e['verdict_text'] or ''}\n    {e['report']}")
+
+
+@app.command("compare")
+def compare_command(
+    models: list[str] = typer.Argument(..., help="two or more models (registry ids or names, base, any model reference)"),
+    data: Path | None = typer.Option(None, help="a prepared folder or a file (default: the data the first registered model was trained on)"),
+    split: str | None = typer.Option(None, help="the split to evaluate on (default: test)"),
+    metrics: str = typer.Option("auto", help="auto (from the references), label, template or free-text"),
+    limit: int | None = typer.Option(None, min=1, help="evaluate the first N examples only"),
+    allow_overlap: bool = typer.Option(False, help="evaluate even on examples a model was trained on"),
+    base_url: str | None = typer.Option(None, help="the endpoint of openai:MODEL or gemini:MODEL references"),
+    api_key: str | None = typer.Option(None, help="the endpoint's key"),
+    json_out: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Evaluate several models on the same examples and rank them (each against the best: difference, p)."""
+    import sys
+
+    from ..evaluate import compare
+    from .evaluate import print_ranking
+
+    summary = compare(models, data=data, split=split, metrics=metrics, limit=limit, allow_overlap=allow_overlap,
+                      base_url=base_url, api_key=api_key, progress=lambda message: print(message, file=sys.stderr))
+    print_ranking(summary, json_out)
 
 
 @app.command("export")
