@@ -35,6 +35,8 @@ test-fast: venv
 bench: venv
 	$(BIN)/python bench/data_check.py
 	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/generation.py
+	$(BIN)/python bench/serve.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .hypothesis

@@ -8,7 +8,7 @@ import typer
 
 
 def serve_command(
-    models: Optional[list[str]] = typer.Argument(None, help="registry ids, aliases or base models (default: the embedded base model and every registered model with weights here)"),
+    models: Optional[list[str]] = typer.Argument(None, help="registry ids, aliases or base models (default: the embedded base model and every registered model with weights here or an endpoint on Vertex AI)"),
     host: str = typer.Option("127.0.0.1", help="address to bind; anything but loopback needs an API key"),
     port: int = typer.Option(8000, help="port"),
     api_key: Optional[str] = typer.Option(None, "--api-key", help="the key clients must send (default: $TUNESMITH_API_KEY)"),

@@ -190,7 +190,7 @@ class GeminiProvider:
     def generate(self, examples: list[Example], max_new_tokens: int) -> list[str]:
         from google.genai import types
 
-        from ..models.generate import prompt_messages
+        from ..train.backends.vertex import genai_contents
 
         try:
             client = self._client()
@@ -200,12 +200,9 @@ class GeminiProvider:
                                 "GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION") from None
 
         def answer(example: Example) -> str:
-            contents = [types.Content(role="model" if m["role"] == "assistant" else "user",
-                                      parts=[types.Part(text=m["content"])])
-                        for m in prompt_messages(example) if m["role"] != "system"]
             config = types.GenerateContentConfig(temperature=0, max_output_tokens=max_new_tokens,
                                                  system_instruction=example.system or None)
-            response = client.models.generate_content(model=self.model, contents=contents, config=config)
+            response = client.models.generate_content(model=self.model, contents=genai_contents(example), config=config)
             return (response.text or "").strip()
 
         return _remote_map(self.name, answer, examples)

@@ -3,7 +3,8 @@
 `create_app(config)` builds the app; its lifespan starts the engine and the request-log
 writer and stops both. A chat request, whichever API it came in on, goes:
 read the body (413 over the limit, 400 if not JSON) -> parse it into a ChatCall (400) ->
-find the model (404) -> queue it on the engine -> answer whole or stream the deltas ->
+find the model (404) -> queue it on the engine, or forward it to a Vertex AI endpoint for a
+proxied model (proxy.py) -> answer whole or stream the deltas ->
 log it and count it. Every refusal is answered in the caller's API's error shape, and
 the server keeps serving.
 """
@@ -34,6 +35,7 @@ from .errors import ApiError, api_of_path, error_body
 from .log import RequestLog
 from .metrics import LATENCY_BUCKETS_S, Metrics
 from .models import ModelPool, ServedModel
+from .proxy import Proxy
 
 if TYPE_CHECKING:
     from .config import ServeConfig
@@ -47,6 +49,7 @@ class ServerState:
     models: list[ServedModel]
     by_name: dict[str, ServedModel]
     engine: Engine
+    proxy: Proxy
     log: RequestLog
     metrics: Metrics
     api_key: str | None
@@ -71,7 +74,7 @@ def create_app(config: ServeConfig, models: list[ServedModel] | None = None) -> 
         config=config, models=models, by_name={n: m for m in models for n in m.names},
         engine=Engine(pool, batch_wait_ms=config.batch_wait_ms, max_batch_size=config.max_batch_size, metrics=metrics,
                       threads=config.threads),
-        log=RequestLog(log_text=config.log_requests), metrics=metrics, api_key=config.resolved_api_key(),
+        proxy=Proxy(), log=RequestLog(log_text=config.log_requests), metrics=metrics, api_key=config.resolved_api_key(),
     )
 
     @asynccontextmanager
@@ -81,6 +84,7 @@ def create_app(config: ServeConfig, models: list[ServedModel] | None = None) -> 
         try:
             yield
         finally:
+            state.proxy.stop()
             state.engine.stop()
             state.log.stop()
 
@@ -143,9 +147,13 @@ async def _chat(state: ServerState, request: Request, api: ModuleType, path_mode
         body = await _read_json(request, state.config.max_body_bytes)
         call = api.parse(body, Limits(state.config.default_max_tokens, state.config.max_tokens_cap), path_model)
         served = state.lookup(call.model)
-        generation = state.engine.submit(served, call.system, call.turns, call.sampling)
+        streaming = sse if sse is not None else call.stream
+        if served.remote is not None:
+            generation = state.proxy.submit(served.remote, call.system, call.turns, call.sampling, streaming)
+        else:
+            generation = state.engine.submit(served, call.system, call.turns, call.sampling)
         first = await _first_event(generation)  # an error before the first token still gets its status
-        if sse if sse is not None else call.stream:
+        if streaming:
             return StreamingResponse(_stream(state, api, call, served, generation, first, started, request_id),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         result = first if isinstance(first, Result) else await generation.result()

@@ -10,9 +10,9 @@ from typing import Any
 
 # OpenAI's error `type` and Gemini's `status` for each HTTP status we answer with.
 _OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-                 413: "invalid_request_error", 500: "server_error", 503: "server_error"}
+                 413: "invalid_request_error", 500: "server_error", 502: "server_error", 503: "server_error"}
 _GEMINI_STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND",
-                    413: "INVALID_ARGUMENT", 500: "INTERNAL", 503: "UNAVAILABLE"}
+                    413: "INVALID_ARGUMENT", 500: "INTERNAL", 502: "UNAVAILABLE", 503: "UNAVAILABLE"}
 
 
 class ApiError(Exception):

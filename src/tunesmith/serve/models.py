@@ -1,7 +1,8 @@
 """Which models a server answers for, and the pool that keeps their weights loaded.
 
 A served name is a registry id, a registry alias, or a base model (a catalog name, a local
-folder or a Hugging Face id). Adapters on one base share its weights: the base is loaded
+folder or a Hugging Face id). A model tuned on Vertex AI has no weights here: it is served
+by forwarding its requests to its endpoint (proxy.py), and the pool never sees it. Adapters on one base share its weights: the base is loaded
 once, on first use; each adapter is added to it with PEFT's `load_adapter` on first use and
 picked per batch with `set_adapter` (base requests run inside `disable_adapter()`). When
 more than `max_adapters` adapters are loaded, or the weights pass the memory budget, the
@@ -29,6 +30,15 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class RemoteEndpoint:
+    """A tuned model's Vertex AI endpoint: its resource name, and where the client calls it."""
+
+    endpoint: str  # projects/P/locations/L/endpoints/N
+    project: str | None = None  # None: GOOGLE_CLOUD_PROJECT
+    location: str | None = None  # None: GOOGLE_CLOUD_LOCATION
+
+
+@dataclass(frozen=True)
 class ServedModel:
     name: str  # how /v1/models lists it: the alias, else the registry id, else the base model
     names: tuple[str, ...]  # every name a client may use for it
@@ -37,6 +47,7 @@ class ServedModel:
     model_id: str | None = None  # the registry id
     base_model: str | None = None  # the base it was tuned from (lineage for /v1/models)
     created_at: int = 0  # unix seconds
+    remote: RemoteEndpoint | None = None  # set for a model served by its Vertex AI endpoint, not from `base`
 
 
 def resolve_model_name(name: str) -> ServedModel:
@@ -67,15 +78,19 @@ def served_version(version: Any) -> ServedModel:
         return ServedModel(base=version.merged_path, **common)
     if version.adapter_path:
         return ServedModel(base=version.base_model, adapter_path=version.adapter_path, **common)
-    if version.remote_endpoint or version.remote_model:
-        raise BadInputError(f"model {version.id} is tuned and served on Vertex AI, not on this machine",
-                            "call its endpoint with google-genai; tunesmith serve does not proxy it")
+    if version.remote_endpoint:
+        spec = version.spec or {}
+        remote = RemoteEndpoint(version.remote_endpoint, spec.get("project"), spec.get("location"))
+        return ServedModel(base=version.base_model, remote=remote, **common)
+    if version.remote_model:
+        raise BadInputError(f"model {version.id} is tuned on Vertex AI but has no endpoint recorded",
+                            "deploy it to an endpoint and register the endpoint's resource name")
     raise BadInputError(f"model {version.id} has no weights recorded", "train it again or register its weights")
 
 
 def default_models() -> tuple[list[ServedModel], list[str]]:
     """With no names given: the embedded base model and every registered model with weights
-    on this machine; and why each other registered model was left out."""
+    on this machine or an endpoint on Vertex AI; and why each other registered model was left out."""
     from ..models.catalog import DEFAULT_BASE_MODEL
     from ..store.queries import list_models
 

@@ -106,7 +106,8 @@ def _event(data: dict[str, Any]) -> bytes:
 def model_list(models: list[ServedModel]) -> dict[str, Any]:
     data = []
     for model in models:
-        entry = {"id": model.name, "object": "model", "created": model.created_at, "owned_by": "tunesmith"}
+        entry = {"id": model.name, "object": "model", "created": model.created_at,
+                 "owned_by": "vertex" if model.remote else "tunesmith"}
         if model.base_model:  # vLLM's lineage fields: the base model as root, and parent
             entry.update(root=model.base_model, parent=model.base_model)
         data.append(entry)

@@ -25,6 +25,11 @@ VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed --max
 
 def vllm_command(models: list[ServedModel], config: ServeConfig) -> list[str]:
     """The `vllm serve` command line for `models`: one base, any number of adapters on it."""
+    remote = [m.name for m in models if m.remote]
+    if remote:
+        raise BadInputError(f"vLLM serves weights on this machine; {', '.join(remote)} is served by Vertex AI",
+                            "serve models tuned on Vertex AI with the local engine (the default), or name only "
+                            "local models")
     bases = sorted({m.base for m in models})
     if len(bases) != 1:
         raise BadInputError(f"vLLM serves one base model per server; these models need {len(bases)}: {', '.join(bases)}",

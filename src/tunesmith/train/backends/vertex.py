@@ -28,7 +28,7 @@ import traceback
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ...errors import BadInputError, TunesmithError
 from ...fileio import atomic_write_text
@@ -37,6 +37,9 @@ from ...store import queries
 from ..spec import VERTEX_DEFAULT_BASE_MODEL, VERTEX_METHOD, TrainSpec
 from . import gcs
 from ._google import cloud_error, is_transient
+
+if TYPE_CHECKING:
+    from ...data.example import Example
 
 DATA_DIR = "data"  # in the run folder: the exported files exactly as uploaded
 PADDING_TOKENS_PER_RECORD = 8  # Google's cost notebook: ESTIMATE_PADDING_TOKEN_PER_EXAMPLE
@@ -64,6 +67,17 @@ def genai_client(project: str | None = None, location: str | None = None):
     from google import genai
 
     return genai.Client(vertexai=True, project=project, location=location)
+
+
+def genai_contents(example: Example) -> list:
+    """The example's prompt (its turns before the last model turn) as google-genai contents;
+    its system instruction goes in the request's config (`system_instruction`), not here."""
+    from google.genai import types
+
+    from ...models.generate import prompt_messages
+
+    return [types.Content(role="model" if m["role"] == "assistant" else "user", parts=[types.Part(text=m["content"])])
+            for m in prompt_messages(example) if m["role"] != "system"]
 
 
 # --- 1-2. export, validate, count and price: nothing leaves the machine ---------------------
