@@ -1,6 +1,6 @@
 """The memory estimate against real runs (slow: a real SmolLM2 training step each).
 
-On a CPU the measure is the training process's peak resident set size (VmHWM), which holds
+On a CPU (Linux) the measure is the training process's peak resident set size (VmHWM), which holds
 the runtime, the weights and everything training allocates; the estimate for a CPU counts the
 runtime as its overhead. On a CUDA GPU the measure is torch.cuda.max_memory_allocated, which
 excludes the CUDA context the estimate adds as overhead."""
@@ -24,14 +24,17 @@ TOLERANCE = 0.20
 
 # One optimizer step is enough: the largest batch comes first (length-grouped sampling puts it
 # there), and AdamW's moments exist from the first step on.
+# The peak is VmHWM, this process's own high-water mark. Not getrusage's ru_maxrss: Linux carries
+# that across fork and exec, so a child of a large pytest process reports the parent's size.
 RUN = """
-import json, os, resource, sys
+import json, os, sys
 from tunesmith.train.jobs import start_job
 from tunesmith.train.spec import TrainSpec
 spec = TrainSpec(**json.loads(sys.argv[1]))
 job = start_job(spec)
-peak = {"rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30, "status": job.status,
-        "error": job.error}
+with open("/proc/self/status") as status:
+    hwm_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+peak = {"rss_gib": hwm_kib / 2**20, "status": job.status, "error": job.error}
 try:
     import torch
     if torch.cuda.is_available():
