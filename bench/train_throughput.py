@@ -28,18 +28,6 @@ LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-
 HYPER = {"learning_rate": 2e-4, "batch_size": 8, "epochs": 1, "warmup_ratio": 0.03, "seed": 0, "max_length": 1024}
 
 
-def matmul_peak_gflops(dtype) -> float:
-    import torch
-
-    a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    start, n = time.perf_counter(), 20
-    for _ in range(n):
-        a @ b
-    return 2 * 2048**3 * n / (time.perf_counter() - start) / 1e9
-
-
 def prepare_data(folder: Path, n_train: int, n_validation: int):
     from tunesmith.data.prepare import PrepareOptions, prepare
     from tunesmith.examples.tickets import write_tickets
@@ -126,6 +114,7 @@ def main() -> int:
 
     from tunesmith.data.dataset import load_dataset
     from tunesmith.models.loading import load_tokenizer
+    from tunesmith.plan.hardware import matmul_peak_tflops
     from tunesmith.train.tokenize import encode_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,7 +124,7 @@ def main() -> int:
         tokenizer = load_tokenizer("smollm2-135m-instruct")
         train_tokens = sum(len(e.input_ids) for e in encode_dataset(dataset.split("train"), tokenizer, 1024))
         validation = encode_dataset(dataset.split("validation"), tokenizer, 1024)
-        peaks = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
+        peaks = {"fp32": 1000 * matmul_peak_tflops(torch.float32), "bf16": 1000 * matmul_peak_tflops(torch.bfloat16)}
 
         ours, ours_s, precision = run_tunesmith(prepared, folder / "home")
         ours_loss = masked_validation_loss(ours, validation)

@@ -27,7 +27,9 @@ def key_values(text: str) -> dict[str, str]:
     return out
 
 
-def _label_like(outputs: list[str]) -> bool:
+def label_like(outputs: list[str]) -> bool:
+    """Whether outputs look like class labels: a few distinct short single-line values
+    (used by the data checks and by evaluation to pick label metrics)."""
     distinct = set(outputs)
     limit = max(2, min(200, len(outputs) // 5))
     return 1 < len(distinct) <= limit and all(len(o.split()) <= LABEL_LIKE_MAX_WORDS and "\n" not in o for o in distinct)
@@ -63,7 +65,7 @@ def assign_labels(examples: list[Example], label_field: str | None = None) -> st
     if any(ex.label is not None for ex in examples):
         return "the label field of the input"
     outputs = [ex.output_text.strip() for ex in examples]
-    if _label_like(outputs):
+    if label_like(outputs):
         for ex, out in zip(examples, outputs):
             ex.label = out
         return "the output (label-like outputs)"

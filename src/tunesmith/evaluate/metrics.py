@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from ..data.checks.format_drift import JsonObject, KeyLines, dominant_signature, output_signature, template_from_signature
-from ..data.labels import _label_like, key_values
+from ..data.labels import label_like, key_values
 from ..errors import BadInputError
 
 KINDS = ("label", "template", "free-text")
@@ -70,7 +70,7 @@ def choose_scorer(references: list[str], kind: str = "auto") -> Scorer:
     if kind not in ("auto", *KINDS):
         raise BadInputError(f"unknown metrics {kind!r}", f"use auto or one of: {', '.join(KINDS)}")
     stripped = [r.strip() for r in references]
-    if kind in ("auto", "label") and (kind == "label" or _label_like(stripped)):
+    if kind in ("auto", "label") and (kind == "label" or label_like(stripped)):
         classes = {}
         for r in stripped:
             classes.setdefault(normalize(r), r)

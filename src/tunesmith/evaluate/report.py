@@ -8,7 +8,6 @@ the regressions side by side, and the lineage. The stylesheet is the data report
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from importlib.resources import files
 
@@ -40,9 +39,8 @@ def _environment() -> Environment:
 
 @lru_cache(maxsize=1)
 def _data_report_css() -> Markup:
-    text = (files("tunesmith.data") / "templates" / "report.html").read_text(encoding="utf-8")
-    found = re.search(r"<style>(.*?)</style>", text, re.DOTALL)
-    return Markup(found.group(1) if found else "")
+    """The data report's stylesheet (data/templates/report.css), so both pages look alike."""
+    return Markup((files("tunesmith.data") / "templates" / "report.css").read_text(encoding="utf-8"))
 
 
 def _page(summary: dict, model) -> dict:
