@@ -9,18 +9,20 @@ import pytest
 from tunesmith.plan.architectures import resolve
 from tunesmith.plan.memory import Setup, layer_activation_bytes
 
+from ..train._data import prepared_tickets
+
 BATCH, SEQ = 3, 64
 
 
-def saved_bytes_per_token_and_layer(model_dir, method: str) -> float:
+def saved_bytes_per_token_and_layer(model_dir, method: str, prepared) -> float:
+    """What tunesmith's CPU recipe under bf16 autocast (train.backends.local) saves per token and layer."""
     import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
-    if method == "lora":
-        model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear",
-                                                 task_type="CAUSAL_LM"))
+    from tunesmith.train.backends.local import _build_model
+    from tunesmith.train.spec import TrainSpec
+
+    spec = TrainSpec(data=prepared, base_model=str(model_dir), method=method, lora={"rank": 16, "alpha": 32, "dropout": 0.05})
+    model = _build_model(spec, "bf16")
     model.train()
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
@@ -42,10 +44,10 @@ def saved_bytes_per_token_and_layer(model_dir, method: str) -> float:
 
 
 @pytest.mark.parametrize("method", ["lora", "full"])
-def test_layer_activations_match_what_autograd_saves(tiny_model_dir, method):
+def test_layer_activations_match_what_autograd_saves(tiny_model_dir, method, tmp_path):
     arch = resolve(str(tiny_model_dir))
     estimated = layer_activation_bytes(arch, Setup(method=method, device="cpu", weights="fp32", seq_len=SEQ,
                                                    batch_size=BATCH))
-    measured = saved_bytes_per_token_and_layer(tiny_model_dir, method)
+    measured = saved_bytes_per_token_and_layer(tiny_model_dir, method, prepared_tickets(tmp_path, n=100))
     print(f"{method}: {estimated:.0f} bytes per token and layer estimated, {measured:.0f} saved")
     assert estimated == pytest.approx(measured, rel=0.10)

@@ -18,7 +18,9 @@ Two recipes differ in the weights' dtype:
   parameter for full fine-tuning);
 - `weights: fp32`, tunesmith's own local recipe (train/backends/local.py) on a CPU or a GPU: fp32
   weights with bf16 autocast (4 + 4 + 8 = 16 bytes per parameter, ZeRO's mixed-precision figure),
-  plus the bf16 copies of the weights autocast keeps for the backward pass.
+  plus the bf16 copies of the weights autocast keeps for the backward pass. Under LoRA the frozen
+  projections are stored in bf16 instead (they never change, so autocast's copies would only
+  repeat them); embeddings and norms stay fp32, and the frozen head gets one bf16 copy.
 QLoRA keeps the projections in 4-bit NF4 and, as PEFT's prepare_model_for_kbit_training does,
 everything else in fp32. LoRA adapters are fp32 in every recipe (PEFT upcasts them). Attention
 goes through PyTorch's SDPA (flash or memory-efficient kernels on GPUs and CPUs), so no
@@ -70,6 +72,9 @@ class Setup(BaseModel):
     lora_rank: int = Field(16, ge=1)
     lora_targets: str | list[str] = "all-linear"
     lora_dropout: bool = True  # a dropout above 0 keeps a mask for each adapted input
+    # The local recipe's LoRA under bf16 autocast stores the frozen projections in bf16, in one
+    # process outside accelerate (FSDP and DeepSpeed flatten a layer's weights into one dtype).
+    frozen_projections_in_bf16: bool = True
     # tunesmith's loss projects to the vocabulary only where tokens are trained (the model turns):
     # that many positions per example. None: every position, as a plain causal-LM loss does.
     trained_tokens_per_example: float | None = Field(None, gt=0)
@@ -104,15 +109,19 @@ def estimate_memory(arch: Architecture, setup: Setup) -> MemoryEstimate:
 
     if setup.method == "qlora":  # NF4 projections; embeddings, head and norms in fp32
         weights = arch.linear_params * NF4_BITS_PER_PARAM / 8 + (arch.params - arch.linear_params) * 4
+    elif _frozen_projections_in_bf16(setup):
+        weights = arch.linear_params * 2 + (arch.params - arch.linear_params) * 4
     else:
         weights = arch.params * weight_bytes
     trained_bytes = 4 if adapter else weight_bytes  # adapters are fp32, a full model trains in its own dtype
     weights += trainable * trained_bytes if adapter else 0
     # Autocast casts each fp32 weight to bf16 as it is used and keeps the copy for the backward
-    # pass (QLoRA dequantizes its 4-bit weights afresh instead; only its head is cast).
+    # pass (QLoRA dequantizes its 4-bit weights afresh instead, and LoRA's frozen projections are
+    # bf16 already: only the head is cast).
     copies = 0.0
     if _autocast(setup):
-        copies = 2 * (head + (arch.linear_params if setup.method != "qlora" else 0))
+        cast_projections = setup.method == "full" or (setup.method == "lora" and not _frozen_projections_in_bf16(setup))
+        copies = 2 * (head + (arch.linear_params if cast_projections else 0))
     gradients = trainable * trained_bytes
     optimizer = trainable * (2 if setup.optimizer == "adamw-8bit" else 2 * trained_bytes)
 
@@ -164,6 +173,11 @@ def _autocast(setup: Setup) -> bool:
     return _residual_bytes(setup) == 4 and setup.precision != "fp32"
 
 
+def _frozen_projections_in_bf16(setup: Setup) -> bool:
+    return (setup.frozen_projections_in_bf16 and setup.method == "lora" and setup.weights == "fp32"
+            and setup.precision == "bf16")
+
+
 def layer_activation_bytes(arch: Architecture, setup: Setup) -> float:
     """Bytes one decoder block saves for the backward pass, per token (Korthikanti et al.'s
     accounting, redone for a Llama-style block: RMSNorm, rotary attention through SDPA, gated MLP)."""
@@ -176,19 +190,22 @@ def layer_activation_bytes(arch: Architecture, setup: Setup) -> float:
     full = setup.method == "full"
     # Each RMSNorm keeps its input upcast to fp32, and when its weight trains, the normalized output it scales.
     total = arch.norms_per_layer * (4 * h + (r * h if full else 0))
-    # Attention: rotated queries and keys, values and the output (what SDPA's backward reads).
-    total += e * (q + 2 * kv + q)
-    # Gated MLP: the gate and up projections' outputs and the activated gate.
-    total += e * 3 * i
+    # Attention: rotated queries and keys, values and the output (what SDPA's backward reads); on a
+    # CPU in fp32 (train/cpu_kernels.py: the CPU's flash attention is faster in fp32 than in bf16).
+    total += (4 if setup.device == "cpu" else e) * (q + 2 * kv + q)
+    # Gated MLP: the gate and up projections' outputs and the activated gate; in fp32 when adapted
+    # under autocast (train/mixed_precision.py adds the adapters' updates in fp32).
+    adapter_updates_fp32 = not full and setup.precision != "fp32"
+    total += (4 if adapter_updates_fp32 else e) * 3 * i
 
     # The inputs of the projections, kept for weight (or adapter) gradients. Fully trained projections
     # that read the same tensor share it, except under autocast, where each casts its own bf16 copy.
     # An adapter's A matrix keeps its own copy (PEFT casts the input to the adapter's fp32, dropout
-    # applies, autocast casts to bf16), plus the dropout mask: fp32 noise on a CPU, one byte on CUDA.
+    # applies, autocast casts to bf16), plus the dropout mask: one byte (CUDA's and tunesmith's CPU dropout).
     groups = {"attention_in": ["q_proj", "k_proj", "v_proj"], "o_proj": ["o_proj"],
               "mlp_in": ["gate_proj", "up_proj"], "down_proj": ["down_proj"]}
     adapted = set(shapes) if full else set(arch.target_names(setup.lora_targets))
-    mask = (4 if setup.device == "cpu" else 1) if setup.lora_dropout else 0
+    mask = 1 if setup.lora_dropout else 0
     for names in groups.values():
         trained = [n for n in names if n in adapted]
         if not trained:

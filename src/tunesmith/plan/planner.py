@@ -184,6 +184,7 @@ def preflight(spec) -> tuple[MemoryEstimate, Hardware, list[str]]:
     """The memory estimate for a training spec on this machine, and lines to print before it runs
     (a warning when it will not fit). Counts the spec's own data exactly, as training will, and
     follows the local recipe: fp32 weights with autocast, no gradient checkpointing."""
+    from ..train.accelerate import launches
     from ..train.backends.local import resolve_precision
 
     machine = resolve_hardware(THIS_MACHINE)[0]
@@ -196,7 +197,7 @@ def preflight(spec) -> tuple[MemoryEstimate, Hardware, list[str]]:
         gradient_accumulation=spec.gradient_accumulation,
         gradient_checkpointing=False,  # the local recipe trains without it (train/backends/local.py)
         lora_rank=spec.lora.rank, lora_targets=spec.lora.target_modules, lora_dropout=spec.lora.dropout > 0,
-        trained_tokens_per_example=work.trained_tokens_per_example))
+        frozen_projections_in_bf16=not launches(spec), trained_tokens_per_example=work.trained_tokens_per_example))
     where = "memory" if device == "cpu" else "GPU memory"
     lines = [f"plan: {spec.method} on {arch.name} needs about {estimate.total_gib:.1f} GiB at its peak "
              f"(weights {estimate.weights_gib + estimate.weight_copies_gib:.2f}, gradients and optimizer "

@@ -214,17 +214,9 @@ def setup(spec: TrainSpec, run_dir: Path, reporter: Reporter, cancel: _CancelFla
                    f"{trained_tokens:,} trained tokens per epoch",
                    {"train": len(train), "validation": len(validation), "trained_tokens_per_epoch": trained_tokens})
 
-    # Model: the base in the chosen precision, with a LoRA adapter unless tuning fully.
     precision = resolve_precision(spec)
     torch.manual_seed(spec.seed)
-    model = _load_base(spec, precision)
-    if spec.method in ("lora", "qlora"):
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(model, LoraConfig(
-            r=spec.lora.rank, lora_alpha=spec.lora.alpha, lora_dropout=spec.lora.dropout,
-            target_modules=spec.lora.target_modules, task_type="CAUSAL_LM",
-        ))
+    model = _build_model(spec, precision)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     reporter.event("model", f"{spec.base_model}, {spec.method}, {precision}: {trainable:,} of {total:,} parameters trained",
@@ -281,17 +273,48 @@ def setup(spec: TrainSpec, run_dir: Path, reporter: Reporter, cancel: _CancelFla
     return trainer, watch_state, {"tokenizer": tokenizer, "precision": precision, "eval_interval": eval_interval}
 
 
+def _build_model(spec: TrainSpec, precision: str):
+    """The base in the chosen precision, with a LoRA adapter unless tuning fully, and the
+    measures of cpu_kernels (speed on a CPU) and mixed_precision (LoRA under autocast)."""
+    import torch
+
+    from ..cpu_kernels import use_fast_lora_dropout, use_fp32_attention
+    from ..mixed_precision import add_lora_updates_in_fp32, store_frozen_linears_in_bf16
+
+    model = _load_base(spec, precision)
+    on_cpu = not torch.cuda.is_available()
+    if on_cpu and precision == "bf16":
+        use_fp32_attention(model)
+    if spec.method == "full":
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(model, LoraConfig(
+        r=spec.lora.rank, lora_alpha=spec.lora.alpha, lora_dropout=spec.lora.dropout,
+        target_modules=spec.lora.target_modules, task_type="CAUSAL_LM",
+    ))
+    if on_cpu:
+        use_fast_lora_dropout(model)
+    if precision in ("bf16", "fp16"):
+        add_lora_updates_in_fp32(model)
+    if spec.method == "lora" and precision == "bf16" and not launch.launches(spec):
+        # Not under accelerate: FSDP and DeepSpeed flatten a layer's weights, one dtype per unit.
+        store_frozen_linears_in_bf16(model)
+    return model
+
+
 def _load_base(spec: TrainSpec, precision: str):
-    """The base model to train. LoRA and full: float32 weights (on a CPU bf16 is autocast over
-    them; on a GPU the Trainer's mixed precision does the same). QLoRA: the frozen base in 4-bit
-    NF4 on this process's GPU, prepared for k-bit training (PEFT: norms and the head in fp32,
-    input gradients on, so the adapter gets gradients through the frozen 4-bit layers)."""
+    """The base model to train. LoRA and full: float32 weights, with bf16 (or fp16) autocast over
+    them (the Trainer's mixed precision); _build_model then stores LoRA's frozen projections in
+    bf16. QLoRA: the frozen base in 4-bit NF4 on this process's GPU, prepared for k-bit training
+    (PEFT: norms and the head in fp32, input gradients on, so the adapter gets gradients through
+    the frozen 4-bit layers)."""
     import torch
 
     from ...models.loading import load_model
 
     if spec.method != "qlora":
-        return load_model(spec.base_model, dtype=torch.float32 if not torch.cuda.is_available() else None)
+        return load_model(spec.base_model, dtype=torch.float32)
     from peft import prepare_model_for_kbit_training
 
     device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # several processes: one GPU each
@@ -327,11 +350,14 @@ def _trainer_class():
             config = base.config.get_text_config()
             if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)  # logits need their scaling
-            hidden = base.get_decoder()(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
-                                        use_cache=False).last_hidden_state
             targets = inputs["labels"][:, 1:]
             trained = targets != -100
-            logits = base.get_output_embeddings()(hidden[:, :-1][trained]).float()
+            # The accelerator's autocast (bf16 / fp16) wraps model.forward only, so this
+            # direct route through the decoder and the head must enter it itself.
+            with self.accelerator.autocast():
+                hidden = base.get_decoder()(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
+                                            use_cache=False).last_hidden_state
+                logits = self._head(base)(hidden[:, :-1][trained]).float()
             targets = targets[trained]
             count = num_items_in_batch if num_items_in_batch is not None else trained.sum()
             loss = F.cross_entropy(logits, targets, reduction="sum") / torch.as_tensor(count).clamp(min=1)
@@ -339,6 +365,18 @@ def _trainer_class():
                 accuracy = (logits.argmax(-1) == targets).float().mean().item() if len(targets) else 0.0
             self._metrics["train" if model.training else "eval"]["mean_token_accuracy"].append(accuracy)
             return (loss, {"loss": loss}) if return_outputs else loss
+
+        def _head(self, base):
+            """The vocabulary projection. Frozen (LoRA) under bf16 autocast: a bf16 copy made once,
+            where autocast would cast the whole vocabulary matrix again at every forward pass."""
+            head = base.get_output_embeddings()
+            device = head.weight.device.type
+            if head.weight.requires_grad or head.bias is not None or not torch.is_autocast_enabled(device) \
+                    or torch.get_autocast_dtype(device) != torch.bfloat16:
+                return head
+            if getattr(self, "_bf16_head", None) is None:
+                self._bf16_head = head.weight.detach().to(torch.bfloat16)
+            return lambda hidden: F.linear(hidden.to(torch.bfloat16), self._bf16_head)
 
     return LeanLossSFTTrainer
 
