@@ -182,8 +182,8 @@ def main() -> int:
     # The step's own products alone, at the mean batch (batch_size examples of mean length).
     steps = math.ceil(len(dataset.split("train")) / HYPER["batch_size"])
     step_tokens, step_trained = train_tokens // steps, trained_tokens // steps
-    compute = "bf16" if precision == "bf16" else "fp32"
-    ceiling = step_matmul_gflops(config, step_tokens, step_trained, getattr(torch, {"bf16": "bfloat16", "fp32": "float32"}[compute]))
+    compute, dtype = ("bf16", torch.bfloat16) if precision == "bf16" else ("fp32", torch.float32)
+    ceiling = step_matmul_gflops(config, step_tokens, step_trained, dtype)
     results["step_matmuls_alone_gflops"] = round(ceiling, 1)
     results["fraction_of_step_matmuls_alone"] = round(achieved / ceiling, 2)
     print(json.dumps(results, indent=2))

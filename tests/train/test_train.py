@@ -62,6 +62,25 @@ def test_lora_run_records_metrics_and_registers_the_model(prepared, tiny_model_d
     assert (adapter / "adapter_model.safetensors").is_file()
 
 
+def test_bf16_training_runs_the_lean_loss_under_autocast(prepared, tiny_model_dir, tmp_path):
+    # The lean loss calls the decoder directly, outside model.forward where accelerate puts its
+    # autocast: unless it enters autocast itself, a "bf16" run trains in fp32 without a sign.
+    import torch
+
+    from tunesmith.train.backends import local
+
+    spec = spec_for(prepared, tiny_model_dir, precision="bf16", max_steps=1)
+    job = jobs.create_job(spec)
+    trainer, _, extras = local.setup(spec, Path(job.run_dir), local.Reporter(job.id, Path(job.run_dir),
+                                                                              display=lambda row: None),
+                                     local._CancelFlag())
+    seen = []
+    decoder = trainer.model.get_base_model().get_decoder()
+    decoder.register_forward_pre_hook(lambda module, args: seen.append(torch.is_autocast_enabled("cpu")))
+    trainer.train()
+    assert extras["precision"] == "bf16" and seen and all(seen)  # the step and the evaluation after it
+
+
 def test_full_fine_tuning_registers_a_plain_model(prepared, tiny_model_dir):
     job = jobs.start_job(spec_for(prepared, tiny_model_dir, method="full", max_steps=4))
     assert job.status == "succeeded"

@@ -194,8 +194,8 @@ def layer_activation_bytes(arch: Architecture, setup: Setup) -> float:
     # CPU in fp32 (train/cpu_kernels.py: the CPU's flash attention is faster in fp32 than in bf16).
     total += (4 if setup.device == "cpu" else e) * (q + 2 * kv + q)
     # Gated MLP: the gate and up projections' outputs and the activated gate; in fp32 when adapted
-    # under autocast (train/mixed_precision.py adds the adapters' updates in fp32).
-    adapter_updates_fp32 = not full and setup.precision != "fp32"
+    # under autocast by tunesmith's recipe (train/mixed_precision.py adds the updates in fp32).
+    adapter_updates_fp32 = not full and setup.weights == "fp32" and setup.precision != "fp32"
     total += (4 if adapter_updates_fp32 else e) * 3 * i
 
     # The inputs of the projections, kept for weight (or adapter) gradients. Fully trained projections
