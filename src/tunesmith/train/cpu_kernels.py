@@ -14,6 +14,10 @@ Both keep the mathematics of what they replace.
 from __future__ import annotations
 
 import torch
+# This module is imported only when a model is built for training, so transformers is loaded by then.
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
 FP32_ATTENTION = "tunesmith_fp32_sdpa"
 _LEVELS = 1 << 16
@@ -59,8 +63,6 @@ def use_fast_lora_dropout(model: torch.nn.Module) -> int:
 
 
 def _fp32_sdpa(module, query, key, value, attention_mask, **kwargs):
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     dtype = value.dtype
     with torch.autocast("cpu", enabled=False):
         output, weights = sdpa_attention_forward(module, query.float(), key.float(), value.float(),
@@ -72,9 +74,6 @@ def use_fp32_attention(model) -> bool:
     """Switch a transformers model from sdpa to the same attention computed in fp32; False
     (unchanged) if it does not use sdpa. The name lives in the running process only: a saved
     config does not carry the attention implementation."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
-
     if model.config._attn_implementation != "sdpa":
         return False
     AttentionInterface.register(FP32_ATTENTION, _fp32_sdpa)
