@@ -9,7 +9,8 @@ import math
 import pytest
 import torch
 
-from tunesmith.train.cpu_kernels import FP32_ATTENTION, FastDropout, use_fast_lora_dropout, use_fp32_attention
+from tunesmith.train.cpu_kernels import (FP32_ATTENTION, FastDropout, dropout_keep, fuse_lora_layers, use_fast_lora_dropout,
+                                         use_fp32_attention)
 from tunesmith.train.mixed_precision import add_lora_updates_in_fp32, store_frozen_linears_in_bf16
 
 
@@ -120,3 +121,71 @@ def test_the_lora_update_survives_autocast_when_added_in_fp32(tiny_model_dir):
     lost = ((rounded.float() - base.float()) - update).abs().mean() / update.abs().mean()
     assert kept.dtype == torch.float32 and lost > 0.3
     assert torch.allclose(kept - base.float(), update, rtol=0.02, atol=1e-6)
+
+
+def _bf16_recipe(model_dir, dropout, fused):
+    """LoRA as train.backends.local builds it for bf16 on a CPU; the adapter's B not zero (as after
+    some training), so that every gradient is exercised."""
+    model = _lora(model_dir, dropout=dropout)
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.05)
+    use_fast_lora_dropout(model)
+    add_lora_updates_in_fp32(model)
+    store_frozen_linears_in_bf16(model)
+    if fused:
+        assert fuse_lora_layers(model) == 2 * 7
+    return model
+
+
+def test_fused_lora_layers_compute_what_peft_computes_with_the_update_in_fp32(tiny_model_dir):
+    reference, fused = _bf16_recipe(tiny_model_dir, 0.0, False), _bf16_recipe(tiny_model_dir, 0.0, True)
+    assert fused.state_dict().keys() == reference.state_dict().keys()  # adapters save as before
+    ids = torch.randint(0, 1000, (2, 9))
+    results = []
+    for model in (reference, fused):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(input_ids=ids).logits.float()
+        (logits * torch.linspace(-1, 1, logits.shape[-1])).sum().backward()
+        grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+        results.append((logits, grads))
+    (expected, expected_grads), (actual, actual_grads) = results
+    assert torch.allclose(actual, expected, atol=0.03)  # bf16 products, summed in another order
+    assert expected_grads.keys() == actual_grads.keys() and len(actual_grads) == 2 * 7 * 2
+    for name, grad in actual_grads.items():
+        error = (grad - expected_grads[name]).norm() / expected_grads[name].norm()
+        assert grad.dtype == torch.float32 and error < 0.02, (name, error)
+    layer = fused.get_base_model().model.layers[1].self_attn.q_proj
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer(torch.randn(3, 64, requires_grad=True)).grad_fn.name() == "_LoraOverBf16Backward"
+    plain = layer(torch.randn(3, 64).bfloat16())  # outside autocast: PEFT's own forward
+    assert plain.grad_fn.name() != "_LoraOverBf16Backward"
+
+
+def test_fused_lora_dropout_is_seeded_rescaled_and_masks_the_gradients(tiny_model_dir):
+    model = _bf16_recipe(tiny_model_dir, 0.3, True).train()
+    layer = model.get_base_model().model.layers[0].mlp.down_proj
+    a, b = layer.lora_A["default"].weight, layer.lora_B["default"].weight
+    x = torch.randn(5, 7, layer.in_features, requires_grad=True)
+    torch.manual_seed(11)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(x)
+    (y * 0.5).sum().backward()
+    torch.manual_seed(11)
+    keep = dropout_keep((5 * 7, layer.in_features), 0.3).view(x.shape)  # the mask the layer drew
+    assert 0.6 < keep.float().mean() < 0.8
+    # The fp32 reference: frozen product, plus the adapter on the dropped-out, rescaled input.
+    x32, a32, b32 = x.detach().clone().requires_grad_(), a.detach().clone().requires_grad_(), \
+        b.detach().clone().requires_grad_()
+    base = x32 @ layer.base_layer.weight.float().t()
+    expected = base + (x32 * keep / 0.7) @ a32.t() @ b32.t() * layer.scaling["default"]
+    (expected * 0.5).sum().backward()
+    assert torch.allclose(y, expected, atol=0.05, rtol=0.02)
+    for actual, reference in ((x.grad, x32.grad), (a.grad, a32.grad), (b.grad, b32.grad)):
+        assert (actual - reference).norm() / reference.norm() < 0.02
+    torch.manual_seed(11)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(layer(x), y)  # the same generator state, the same mask
+        evaluated = layer.eval()(x)
+    without_dropout = base + x32 @ a32.t() @ b32.t() * layer.scaling["default"]
+    assert torch.allclose(evaluated, without_dropout, atol=0.05, rtol=0.02)

@@ -278,7 +278,7 @@ def _build_model(spec: TrainSpec, precision: str):
     measures of cpu_kernels (speed on a CPU) and mixed_precision (LoRA under autocast)."""
     import torch
 
-    from ..cpu_kernels import use_fast_lora_dropout, use_fp32_attention
+    from ..cpu_kernels import fuse_lora_layers, use_fast_lora_dropout, use_fp32_attention
     from ..mixed_precision import add_lora_updates_in_fp32, store_frozen_linears_in_bf16
 
     model = _load_base(spec, precision)
@@ -300,6 +300,8 @@ def _build_model(spec: TrainSpec, precision: str):
     if spec.method == "lora" and precision == "bf16" and not launch.launches(spec):
         # Not under accelerate: FSDP and DeepSpeed flatten a layer's weights, one dtype per unit.
         store_frozen_linears_in_bf16(model)
+        if on_cpu:
+            fuse_lora_layers(model)
     return model
 
 
