@@ -58,3 +58,18 @@ def test_a_longer_cap_or_a_larger_batch_needs_more(spec, monkeypatch, tmp_path):
 def test_managed_runs_are_not_planned_here(capsys):
     print_preflight(SimpleNamespace(backend="vertex"))
     assert capsys.readouterr().err == ""
+
+
+def test_auto_turns_gradient_checkpointing_on_only_where_the_run_would_not_fit(spec, monkeypatch, tmp_path):
+    machine_with(monkeypatch, tmp_path, 16.0)
+    without, _, lines = preflight(spec)
+    assert not without.gradient_checkpointing and not any("checkpointing" in line for line in lines)
+    recomputed, _, _ = preflight(spec.model_copy(update={"gradient_checkpointing": True}))
+    assert recomputed.gradient_checkpointing and recomputed.activations_gib < without.activations_gib
+    machine_with(monkeypatch, tmp_path, (recomputed.total_gib + without.total_gib) / 2)
+    chosen, _, lines = preflight(spec)
+    assert chosen.gradient_checkpointing and chosen.total_gib == recomputed.total_gib
+    assert lines[1].startswith("plan: gradient checkpointing on: without it the run needs about")
+    assert not any(line.startswith("warning") for line in lines)
+    refused, _, lines = preflight(spec.model_copy(update={"gradient_checkpointing": False}))
+    assert not refused.gradient_checkpointing and lines[-1].startswith("warning: this run will probably not fit")

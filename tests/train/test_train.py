@@ -81,6 +81,42 @@ def test_bf16_training_runs_the_lean_loss_under_autocast(prepared, tiny_model_di
     assert extras["precision"] == "bf16" and seen and all(seen)  # the step and the evaluation after it
 
 
+def test_gradient_checkpointing_recomputes_each_layer_and_trains_to_the_same_weights(prepared, tiny_model_dir):
+    # bf16: LoRA through cpu_kernels' fused layer, whose dropout masks the recomputation must draw again.
+    import torch
+
+    from tunesmith.train.backends import local
+
+    runs = {}
+    for checkpointing in (False, True):
+        spec = spec_for(prepared, tiny_model_dir, precision="bf16", max_steps=3, eval_interval=100,
+                        gradient_checkpointing=checkpointing)
+        job = jobs.create_job(spec)
+        trainer, _, extras = local.setup(spec, Path(job.run_dir), local.Reporter(job.id, Path(job.run_dir)),
+                                         local._CancelFlag())
+        calls = []
+        # A module inside the layer (transformers checkpoints the layer's forward, so the layer's own hooks
+        # run once), as it starts (the recomputation stops once it has what the backward pass needs).
+        trainer.model.get_base_model().get_decoder().layers[0].mlp.register_forward_pre_hook(
+            lambda *args: calls.append(1))
+        trainer.train()
+        weights = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+        events = [e.message for e in queries.job_events(job.id) if e.kind == "memory"]
+        runs[checkpointing] = (extras["gradient_checkpointing"], len(calls), weights, events)
+    (off, calls_off, expected, events_off), (on, calls_on, actual, events_on) = runs[False], runs[True]
+    assert (off, on) == (False, True) and events_on == ["gradient checkpointing on: as the spec says"]
+    assert calls_on == calls_off + 3  # each of the 3 steps ran the layer again in its backward pass
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], rtol=1e-3, atol=1e-5)
+    assert all(actual[n].abs().sum() > 0 for n in actual if "lora_B" in n)  # trained away from B's zeros
+
+
+def test_auto_gradient_checkpointing_is_off_where_the_run_fits(prepared, tiny_model_dir):
+    job = jobs.start_job(spec_for(prepared, tiny_model_dir, max_steps=1))
+    events = [e.message for e in queries.job_events(job.id) if e.kind == "memory"]
+    assert len(events) == 1 and events[0].startswith("gradient checkpointing off: the run fits without it (")
+
+
 def test_full_fine_tuning_registers_a_plain_model(prepared, tiny_model_dir):
     job = jobs.start_job(spec_for(prepared, tiny_model_dir, method="full", max_steps=4))
     assert job.status == "succeeded"

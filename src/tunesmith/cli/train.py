@@ -23,9 +23,18 @@ def train_command(
     max_steps: Optional[int] = typer.Option(None, help="stop after this many optimizer steps"),
     seed: Optional[int] = typer.Option(None, help="[0]"),
     precision: Optional[str] = typer.Option(None, help="auto | bf16 | fp16 | fp32 [auto]"),
+    gradient_checkpointing: Optional[str] = typer.Option(None, help="auto | true | false: recompute activations in "
+                                                                    "the backward pass, less memory for about a "
+                                                                    "third more compute [auto: only where the run "
+                                                                    "would not fit without it]"),
+    warmup_ratio: Optional[float] = typer.Option(None, help="share of the steps the learning rate warms up over [0.03]"),
+    weight_decay: Optional[float] = typer.Option(None, help="AdamW weight decay [0]"),
+    max_grad_norm: Optional[float] = typer.Option(None, help="gradient clipping norm [1.0]"),
     lora_rank: Optional[int] = typer.Option(None, help="LoRA rank [16]"),
     lora_alpha: Optional[float] = typer.Option(None, help="LoRA alpha [32]"),
     lora_dropout: Optional[float] = typer.Option(None, help="LoRA dropout [0.05]"),
+    lora_target_modules: Optional[str] = typer.Option(None, help="all-linear, or module names separated by commas, "
+                                                                 "e.g. q_proj,v_proj [all-linear]"),
     eval_interval: Optional[int] = typer.Option(None, help="steps between evaluations [about 4 per epoch]"),
     checkpoint_interval: Optional[int] = typer.Option(None, help="steps between checkpoints [each evaluation]"),
     patience: Optional[int] = typer.Option(None, help="evaluations without improvement before stopping; 0 = off [3]"),
@@ -59,13 +68,15 @@ def train_command(
     spec = load_spec(
         spec_file, data=data, base_model=base_model, method=method, epochs=epochs, learning_rate=learning_rate,
         batch_size=batch_size, gradient_accumulation=gradient_accumulation, max_seq_length=max_seq_length,
-        max_steps=max_steps, seed=seed, precision=precision, eval_interval=eval_interval,
+        max_steps=max_steps, seed=seed, precision=precision, gradient_checkpointing=gradient_checkpointing,
+        warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm, eval_interval=eval_interval,
         checkpoint_interval=checkpoint_interval, name=name, processes=processes, accelerate_config=accelerate_config,
         backend=backend, project=project, location=location, bucket=bucket,
         learning_rate_multiplier=learning_rate_multiplier, adapter_size=adapter_size,
         tuned_model_display_name=tuned_model_display_name, labels=_labels(label), poll_interval_s=poll_interval_s,
         poll_max_interval_s=poll_max_interval_s,
         **{"lora.rank": lora_rank, "lora.alpha": lora_alpha, "lora.dropout": lora_dropout,
+           "lora.target_modules": _target_modules(lora_target_modules),
            "early_stopping.patience": patience, "early_stopping.min_delta": min_delta},
     )
     if spec.backend == "vertex":
@@ -82,6 +93,14 @@ def train_command(
     with TrainingDisplay() as display:
         job = start_job(spec, display=display)
     report_end(job)
+
+
+def _target_modules(flag: str | None) -> str | list[str] | None:
+    """--lora-target-modules: all-linear, or names separated by commas."""
+    if flag is None:
+        return None
+    names = [name.strip() for name in flag.split(",") if name.strip()]
+    return "all-linear" if names == ["all-linear"] else names
 
 
 def _train_at_vertex(spec, detach: bool, yes: bool) -> None:

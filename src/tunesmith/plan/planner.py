@@ -182,28 +182,58 @@ def _break_even(method_plans: list[MethodPlan], managed_best, runs_per_month: fl
 
 def preflight(spec) -> tuple[MemoryEstimate, Hardware, list[str]]:
     """The memory estimate for a training spec on this machine, and lines to print before it runs
-    (a warning when it will not fit). Counts the spec's own data exactly, as training will, and
-    follows the local recipe: fp32 weights with autocast, no gradient checkpointing."""
+    (whether gradient checkpointing will be on, a warning when it will not fit). Counts the spec's
+    own data exactly, as training will."""
+    work = workloads.count(spec.data, spec.base_model, spec.max_seq_length, exact=True)
+    run = plan_local_run(spec, work.longest_tokens, work.trained_tokens_per_example)
+    estimate, machine = run.estimate, run.machine
+    where = "memory" if machine.kind == "cpu" else "GPU memory"
+    lines = [f"plan: {spec.method} on {run.arch_name} needs about {estimate.total_gib:.1f} GiB at its peak "
+             f"(weights {estimate.weights_gib + estimate.weight_copies_gib:.2f}, gradients and optimizer "
+             f"{estimate.gradients_gib + estimate.optimizer_gib:.2f}, activations {estimate.activations_gib:.2f}, "
+             f"logits {estimate.logits_gib:.2f}); this machine has {machine.memory_gib:.1f} GiB of {where}"]
+    if run.gradient_checkpointing:
+        lines.append(f"plan: gradient checkpointing on: {run.why}")
+    if not estimate.fits(machine.memory_gib):
+        lines.append(f"warning: this run will probably not fit in {machine.memory_gib:.1f} GiB; lower --batch-size "
+                     "or --max-seq-length, use --method lora, or see `tunesmith plan`")
+    return estimate, machine, lines
+
+
+class LocalRunPlan(BaseModel):
+    arch_name: str
+    machine: Hardware
+    gradient_checkpointing: bool
+    why: str  # why gradient checkpointing is on or off
+    estimate: MemoryEstimate  # with gradient checkpointing as chosen
+
+
+def plan_local_run(spec, longest_tokens: int, trained_tokens_per_example: float | None) -> LocalRunPlan:
+    """How the local recipe (train/backends/local.py) will run `spec` on this machine: fp32
+    weights with autocast, and gradient checkpointing as the spec says or, for `auto`, only where
+    the run would not fit without it (recomputing the forward pass costs about a third more)."""
     from ..train.accelerate import launches
     from ..train.backends.local import resolve_precision
 
     machine = resolve_hardware(THIS_MACHINE)[0]
     arch = architectures.resolve(spec.base_model)
-    work = workloads.count(spec.data, spec.base_model, spec.max_seq_length, exact=True)
-    device = "cpu" if machine.kind == "cpu" else "gpu"
-    estimate = estimate_memory(arch, Setup(
-        method=spec.method, device=device, weights="fp32", precision=resolve_precision(spec),
-        seq_len=min(spec.max_seq_length, work.longest_tokens), batch_size=spec.batch_size,
-        gradient_accumulation=spec.gradient_accumulation,
-        gradient_checkpointing=False,  # the local recipe trains without it (train/backends/local.py)
-        lora_rank=spec.lora.rank, lora_targets=spec.lora.target_modules, lora_dropout=spec.lora.dropout > 0,
-        frozen_projections_in_bf16=not launches(spec), trained_tokens_per_example=work.trained_tokens_per_example))
-    where = "memory" if device == "cpu" else "GPU memory"
-    lines = [f"plan: {spec.method} on {arch.name} needs about {estimate.total_gib:.1f} GiB at its peak "
-             f"(weights {estimate.weights_gib + estimate.weight_copies_gib:.2f}, gradients and optimizer "
-             f"{estimate.gradients_gib + estimate.optimizer_gib:.2f}, activations {estimate.activations_gib:.2f}, "
-             f"logits {estimate.logits_gib:.2f}); this machine has {machine.memory_gib:.1f} GiB of {where}"]
-    if not estimate.fits(machine.memory_gib):
-        lines.append(f"warning: this run will probably not fit in {machine.memory_gib:.1f} GiB; lower --batch-size "
-                     "or --max-seq-length, use --method lora, or see `tunesmith plan`")
-    return estimate, machine, lines
+
+    def estimate(checkpointing: bool) -> MemoryEstimate:
+        return estimate_memory(arch, Setup(
+            method=spec.method, device="cpu" if machine.kind == "cpu" else "gpu", weights="fp32",
+            precision=resolve_precision(spec), seq_len=min(spec.max_seq_length, longest_tokens),
+            batch_size=spec.batch_size, gradient_accumulation=spec.gradient_accumulation,
+            gradient_checkpointing=checkpointing, lora_rank=spec.lora.rank, lora_targets=spec.lora.target_modules,
+            lora_dropout=spec.lora.dropout > 0, frozen_projections_in_bf16=not launches(spec),
+            trained_tokens_per_example=trained_tokens_per_example))
+
+    without = estimate(False)
+    if spec.gradient_checkpointing != "auto":
+        chosen, why = spec.gradient_checkpointing, "as the spec says"
+    elif without.fits(machine.memory_gib):
+        chosen, why = False, f"the run fits without it ({without.total_gib:.1f} of {machine.memory_gib:.1f} GiB)"
+    else:
+        chosen, why = True, (f"without it the run needs about {without.total_gib:.1f} GiB, more than the "
+                             f"{machine.memory_gib:.1f} GiB here")
+    return LocalRunPlan(arch_name=arch.name, machine=machine, gradient_checkpointing=chosen, why=why,
+                        estimate=estimate(True) if chosen else without)

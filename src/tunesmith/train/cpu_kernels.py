@@ -68,6 +68,9 @@ class _Masked(torch.autograd.Function):
 
 
 class FastDropout(torch.nn.Module):
+    """torch.nn.Dropout with dropout_keep's masks (LoRA's dropout on a CPU in fp32; under bf16 the
+    fused layer below draws its own)."""
+
     def __init__(self, p: float) -> None:
         super().__init__()
         if not 0.0 <= p < 1.0:

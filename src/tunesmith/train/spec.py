@@ -16,6 +16,7 @@ repeated exactly. Example (every knob with its default):
     max_seq_length: 1024           # longer examples are truncated (and counted)
     seed: 0
     precision: auto                # auto: bf16 where the hardware runs it fast, else fp32
+    gradient_checkpointing: auto   # auto: on only where the run would not fit in memory without it; true | false
     eval_interval: null            # steps between evaluations; null: about 4 per epoch
     checkpoint_interval: null      # steps between checkpoints; null: at every evaluation
     early_stopping: {patience: 3, min_delta: 0.0}   # patience 0 turns the watch off
@@ -60,8 +61,8 @@ VERTEX_DEFAULT_BASE_MODEL = "gemini-2.5-flash"
 VERTEX_DEFAULT_LOCATION = "us-central1"
 # Which fields belong to which backend; the rest (backend, base_model, data, method, epochs, name) are common.
 LOCAL_ONLY_FIELDS = ("lora", "learning_rate", "batch_size", "gradient_accumulation", "max_seq_length", "max_steps",
-                     "seed", "precision", "eval_interval", "checkpoint_interval", "early_stopping", "warmup_ratio",
-                     "weight_decay", "max_grad_norm", "processes", "accelerate_config")
+                     "seed", "precision", "gradient_checkpointing", "eval_interval", "checkpoint_interval",
+                     "early_stopping", "warmup_ratio", "weight_decay", "max_grad_norm", "processes", "accelerate_config")
 VERTEX_ONLY_FIELDS = ("project", "location", "bucket", "learning_rate_multiplier", "adapter_size",
                       "tuned_model_display_name", "labels", "poll_interval_s", "poll_max_interval_s")
 BUCKET_URI = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?$")  # bucket names: 3-222 characters
@@ -75,7 +76,7 @@ class LoraSpec(BaseModel):
     rank: int = Field(16, ge=1, le=1024, description="LoRA rank r")
     alpha: float = Field(32, gt=0, description="scaling numerator: the update is scaled by alpha / rank")
     dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: str | list[str] = Field("all-linear", description='"all-linear" or module names, e.g. [q_proj, v_proj]')
+    target_modules: str | list[str] = Field("all-linear", min_length=1, description='"all-linear" or module names, e.g. [q_proj, v_proj]')
 
 
 class EarlyStoppingSpec(BaseModel):
@@ -101,6 +102,9 @@ class TrainSpec(BaseModel):
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps (overrides epochs)")
     seed: int = 0
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    gradient_checkpointing: Literal["auto"] | bool = Field(
+        "auto", description="recompute activations in the backward pass: less memory, about a third more compute; "
+                            "auto: on only where the plan's estimate does not fit this machine")
     eval_interval: int | None = Field(None, ge=1)
     checkpoint_interval: int | None = Field(None, ge=1)
     early_stopping: EarlyStoppingSpec = EarlyStoppingSpec()
@@ -129,6 +133,16 @@ class TrainSpec(BaseModel):
         if not (data / "manifest.json").is_file():
             raise ValueError(f"{data} is not a prepared dataset (no manifest.json); make one with `tunesmith data prepare`")
         return data
+
+    @field_validator("gradient_checkpointing", mode="before")
+    @classmethod
+    def _auto_or_a_boolean(cls, value: object) -> object:
+        words = {"auto": "auto", "true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in words:
+            return words[value.strip().lower()]
+        raise ValueError(f"must be auto, true or false (got {value!r})")
 
     @field_validator("bucket")
     @classmethod

@@ -221,6 +221,7 @@ def setup(spec: TrainSpec, run_dir: Path, reporter: Reporter, cancel: _CancelFla
     total = sum(p.numel() for p in model.parameters())
     reporter.event("model", f"{spec.base_model}, {spec.method}, {precision}: {trainable:,} of {total:,} parameters trained",
                    {"trainable_parameters": trainable, "parameters": total, "precision": precision})
+    checkpointing = _gradient_checkpointing(spec, train, reporter)
 
     # Schedule: evaluations about four times an epoch, a checkpoint at each (the best is kept).
     # A step takes batch_size x gradient_accumulation examples on each of the world_size processes.
@@ -244,7 +245,10 @@ def setup(spec: TrainSpec, run_dir: Path, reporter: Reporter, cancel: _CancelFla
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=not torch.cuda.is_available(),
-        gradient_checkpointing=False,  # the models this runs on a CPU fit; recomputation would cost a third
+        gradient_checkpointing=checkpointing,
+        # Non-reentrant: the adapter gets gradients without input gradients forced on, and the
+        # recomputed forward pass draws the same dropout masks (the random state is restored).
+        gradient_checkpointing_kwargs={"use_reentrant": False} if checkpointing else None,
         train_sampling_strategy="group_by_length",  # batches of similar length: little padding
         max_length=spec.max_seq_length,
         packing=False,
@@ -270,7 +274,25 @@ def setup(spec: TrainSpec, run_dir: Path, reporter: Reporter, cancel: _CancelFla
                          eval_dataset=columns(validation) if validation else None,
                          processing_class=tokenizer, callbacks=[callback])
     trainer.remove_callback(PrinterCallback)  # our reporter shows the metrics; the default prints raw dicts
-    return trainer, watch_state, {"tokenizer": tokenizer, "precision": precision, "eval_interval": eval_interval}
+    return trainer, watch_state, {"tokenizer": tokenizer, "precision": precision, "eval_interval": eval_interval,
+                                  "gradient_checkpointing": checkpointing}
+
+
+def _gradient_checkpointing(spec: TrainSpec, train, reporter: Reporter) -> bool:
+    """The spec's choice, or for `auto` the plan's (plan.planner.plan_local_run): on only where
+    the run would not fit in this machine's memory without it. Said as an event either way."""
+    from ...plan.planner import plan_local_run
+
+    try:
+        run = plan_local_run(spec, max(len(e.input_ids) for e in train),
+                             sum(e.trained_tokens for e in train) / len(train))
+        chosen, why = run.gradient_checkpointing, run.why
+    except (TunesmithError, ValueError) as exc:  # no estimate (an architecture the plan does not know)
+        chosen = spec.gradient_checkpointing is True
+        why = "as the spec says" if spec.gradient_checkpointing != "auto" else f"no memory estimate ({getattr(exc, 'message', exc)})"
+    reporter.event("memory", f"gradient checkpointing {'on' if chosen else 'off'}: {why}",
+                   {"gradient_checkpointing": chosen})
+    return chosen
 
 
 def _build_model(spec: TrainSpec, precision: str):
