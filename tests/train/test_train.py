@@ -211,3 +211,23 @@ def test_qlora_trains_an_adapter_over_a_4bit_base_on_a_gpu(prepared, tiny_model_
     assert model.method == "qlora" and (Path(model.adapter_path) / "adapter_model.safetensors").is_file()
     events = [e for e in queries.job_events(job.id) if e.kind == "model"]
     assert events[0].data["trainable_parameters"] < events[0].data["parameters"] / 10
+
+
+def test_without_a_memory_estimate_auto_trains_without_gradient_checkpointing(prepared, tiny_model_dir, monkeypatch):
+    from tunesmith.errors import BadInputError
+    from tunesmith.plan import planner
+    from tunesmith.train.backends import local
+
+    def no_estimate(*args):
+        raise BadInputError("unknown model 'x'", "a hint that stays out of the event")
+
+    monkeypatch.setattr(planner, "plan_local_run", no_estimate)
+    said = []
+    reporter = type("Events", (), {"event": lambda self, kind, message, data=None: said.append((kind, message, data))})()
+    examples = [type("Encoded", (), {"input_ids": [1, 2, 3], "trained_tokens": 2})()]
+    assert not local._gradient_checkpointing(spec_for(prepared, tiny_model_dir), examples, reporter)
+    assert said == [("memory", "gradient checkpointing off: no memory estimate (unknown model 'x')",
+                     {"gradient_checkpointing": False})]
+    assert local._gradient_checkpointing(spec_for(prepared, tiny_model_dir, gradient_checkpointing=True), examples,
+                                         reporter)
+    assert said[-1][1] == "gradient checkpointing on: as the spec says"

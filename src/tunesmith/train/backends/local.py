@@ -289,7 +289,8 @@ def _gradient_checkpointing(spec: TrainSpec, train, reporter: Reporter) -> bool:
         chosen, why = run.gradient_checkpointing, run.why
     except (TunesmithError, ValueError) as exc:  # no estimate (an architecture the plan does not know)
         chosen = spec.gradient_checkpointing is True
-        why = "as the spec says" if spec.gradient_checkpointing != "auto" else f"no memory estimate ({getattr(exc, 'message', exc)})"
+        reason = exc.message if isinstance(exc, TunesmithError) else str(exc)
+        why = f"no memory estimate ({reason})" if spec.gradient_checkpointing == "auto" else "as the spec says"
     reporter.event("memory", f"gradient checkpointing {'on' if chosen else 'off'}: {why}",
                    {"gradient_checkpointing": chosen})
     return chosen
