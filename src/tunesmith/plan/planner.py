@@ -227,13 +227,15 @@ def plan_local_run(spec, longest_tokens: int, trained_tokens_per_example: float 
             lora_dropout=spec.lora.dropout > 0, frozen_projections_in_bf16=not launches(spec),
             trained_tokens_per_example=trained_tokens_per_example))
 
-    without = estimate(False)
+    def planned(checkpointing: bool, why: str, memory: MemoryEstimate | None = None) -> LocalRunPlan:
+        return LocalRunPlan(arch_name=arch.name, machine=machine, gradient_checkpointing=checkpointing, why=why,
+                            estimate=memory or estimate(checkpointing))
+
     if spec.gradient_checkpointing != "auto":
-        chosen, why = spec.gradient_checkpointing, "as the spec says"
-    elif without.fits(machine.memory_gib):
-        chosen, why = False, f"the run fits without it ({without.total_gib:.1f} of {machine.memory_gib:.1f} GiB)"
-    else:
-        chosen, why = True, (f"without it the run needs about {without.total_gib:.1f} GiB, more than the "
-                             f"{machine.memory_gib:.1f} GiB here")
-    return LocalRunPlan(arch_name=arch.name, machine=machine, gradient_checkpointing=chosen, why=why,
-                        estimate=estimate(True) if chosen else without)
+        return planned(spec.gradient_checkpointing, "as the spec says")
+    without = estimate(False)
+    if without.fits(machine.memory_gib):
+        return planned(False, f"the run fits without it ({without.total_gib:.1f} of {machine.memory_gib:.1f} GiB)",
+                       without)
+    return planned(True, f"without it the run needs about {without.total_gib:.1f} GiB, more than the "
+                         f"{machine.memory_gib:.1f} GiB here")

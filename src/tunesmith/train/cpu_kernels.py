@@ -140,20 +140,29 @@ class _LoraOverBf16(torch.autograd.Function):
         return grad_x, None, None, grad_a, grad_b, None, None
 
 
+def _fusable_adapter(layer, x: torch.Tensor) -> str | None:
+    """The adapter _LoraOverBf16 can compute for this PEFT LoRA Linear and input: the one active,
+    plain adapter (no DoRA, no bias in B) over a bf16 base, an fp32 input under bf16 autocast.
+    None where PEFT's own forward must run (merged, disabled, several adapters, ...)."""
+    if layer.merged or layer.disable_adapters or len(layer.active_adapters) != 1:
+        return None
+    name = layer.active_adapters[0]
+    if name not in layer.lora_A or name in getattr(layer, "lora_variant", {}) or layer.lora_B[name].bias is not None:
+        return None
+    if x.dtype != torch.float32 or layer.base_layer.weight.dtype != torch.bfloat16:
+        return None
+    autocast_bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    return name if autocast_bf16 else None
+
+
 def _lora_over_bf16_forward(self, x, *args, **kwargs):
-    """A PEFT LoRA Linear's forward: through _LoraOverBf16 where it applies (one plain adapter,
-    the frozen base stored in bf16, fp32 input under bf16 autocast), else PEFT's own."""
-    base = self.base_layer
-    name = self.active_adapters[0] if len(self.active_adapters) == 1 else None
-    if args or kwargs or self.merged or self.disable_adapters or name not in self.lora_A \
-            or name in getattr(self, "lora_variant", {}) or self.lora_B[name].bias is not None \
-            or x.dtype != torch.float32 or base.weight.dtype != torch.bfloat16 \
-            or not torch.is_autocast_enabled("cpu") or torch.get_autocast_dtype("cpu") != torch.bfloat16:
+    """A PEFT LoRA Linear's forward: through _LoraOverBf16 where it applies, else PEFT's own."""
+    name = None if args or kwargs else _fusable_adapter(self, x)
+    if name is None:
         return type(self).forward(self, x, *args, **kwargs)
-    dropout = self.lora_dropout[name]
-    p = getattr(dropout, "p", 0.0) if self.training else 0.0
-    return _LoraOverBf16.apply(x, base.weight, base.bias, self.lora_A[name].weight, self.lora_B[name].weight,
-                               self.scaling[name], p)
+    p = getattr(self.lora_dropout[name], "p", 0.0) if self.training else 0.0
+    return _LoraOverBf16.apply(x, self.base_layer.weight, self.base_layer.bias, self.lora_A[name].weight,
+                               self.lora_B[name].weight, self.scaling[name], p)
 
 
 def fuse_lora_layers(model: torch.nn.Module) -> int:
