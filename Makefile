@@ -26,7 +26,10 @@ $(STAMP): pyproject.toml Makefile
 demo: venv
 	DEMO_DIR=$(DEMO_DIR) $(BIN)/python -m tunesmith.demo
 
+# The floors' import contract first (pyproject.toml, [tool.importlinter]): a circle or an
+# upward import fails the build before any test runs.
 test: venv
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 test-fast: venv

@@ -22,7 +22,7 @@ from pathlib import Path
 from tunesmith.data.check import check
 from tunesmith.data.tokens import counter_for
 from tunesmith.examples.tickets import write_tickets
-from tunesmith.plan.targets import load_target
+from tunesmith.targets import load_target
 
 BANKING77 = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77" / "train.csv"
 RESULTS = Path(__file__).resolve().parent / "results" / "data_check.json"

@@ -55,7 +55,8 @@ def naive(model, tokenizer, prompts: list[str], max_new_tokens: int, stop_ids: l
 def main() -> int:
     import torch
 
-    from tunesmith.models.generate import end_of_turn_ids, generate_greedy, render_prompt
+    from tunesmith.models.chat import render_prompt, stop_token_ids
+    from tunesmith.models.generate import generate_greedy
     from tunesmith.models.loading import load_model, load_tokenizer
 
     parser = argparse.ArgumentParser()
@@ -67,7 +68,7 @@ def main() -> int:
     tokenizer = load_tokenizer("smollm2-135m-instruct")
     model = load_model("smollm2-135m-instruct")
     prompts = [render_prompt(ex, tokenizer) for ex in test_prompts(args.prompts)]
-    stop_ids = end_of_turn_ids(tokenizer)
+    stop_ids = stop_token_ids(tokenizer)
     naive(model, tokenizer, prompts[:1], 4, stop_ids)  # warm-up: first-call allocations out of the timings
     generate_greedy(model, tokenizer, prompts[:2], 4, batch_size=2)
 

@@ -47,7 +47,7 @@ def masked_validation_loss(model, encoded) -> float:
     """Mean cross-entropy over the trained (model-turn) tokens of the validation examples."""
     import torch
 
-    from tunesmith.train.tokenize import pad_batch
+    from tunesmith.models.chat import pad_batch
 
     model.eval()
     total, count = 0.0, 0
@@ -92,18 +92,19 @@ def run_tunesmith(prepared: Path, home: Path):
     os.environ["TUNESMITH_HOME"] = str(home)
     from tunesmith.train.backends import local
     from tunesmith.train.jobs import create_job
-    from tunesmith.train.spec import TrainSpec
+    from tunesmith.train.spec import LocalSpec
 
-    spec = TrainSpec(data=prepared, epochs=HYPER["epochs"], learning_rate=HYPER["learning_rate"],
+    spec = LocalSpec(data=prepared, epochs=HYPER["epochs"], learning_rate=HYPER["learning_rate"],
                      batch_size=HYPER["batch_size"], max_seq_length=HYPER["max_length"], seed=HYPER["seed"],
                      warmup_ratio=HYPER["warmup_ratio"], eval_interval=100_000, checkpoint_interval=100_000,
                      lora={"rank": LORA["r"], "alpha": LORA["lora_alpha"], "dropout": LORA["lora_dropout"]})
     job = create_job(spec)
-    trainer, _, extras = local.setup(spec, Path(job.run_dir), local.Reporter(job.id, Path(job.run_dir)),
-                                     local._CancelFlag())
+    from tunesmith.train.recorder import Recorder
+
+    recipe = local.LocalRecipe(spec, Path(job.run_dir), Recorder(job.id, job.run_dir), local._CancelFlag()).setup()
     start = time.perf_counter()
-    trainer.train()
-    return trainer.model, time.perf_counter() - start, extras["precision"]
+    recipe.trainer.train()
+    return recipe.trainer.model, time.perf_counter() - start, recipe.precision
 
 
 def run_trl_default(prepared: Path, out: Path):
@@ -141,8 +142,8 @@ def main() -> int:
 
     from tunesmith.data.dataset import load_dataset
     from tunesmith.models.loading import load_tokenizer
-    from tunesmith.plan.hardware import matmul_peak_tflops
-    from tunesmith.train.tokenize import encode_dataset
+    from tunesmith.hardware import matmul_peak_tflops
+    from tunesmith.models.chat import encode_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -16,19 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.rule import Rule
 
-from .cli._display import TrainingDisplay
-from .data.check import check
-from .data.dataset import load_dataset
-from .data.prepare import PrepareOptions, prepare
-from .data.report import render_terminal
-from .evaluate import evaluate
-from .examples.tickets import write_tickets
-from .models.catalog import DEFAULT_BASE_MODEL
-from .plan.planner import plan, preflight
-from .store.queries import list_models
-from .train.backends.vertex import estimate as estimate_managed
-from .train.jobs import start_job
-from .train.spec import TrainSpec
+import tunesmith as ts
 
 MAX_AGE_DAYS = 3 * 365  # the tickets' product line changed three years ago
 # Enough steps to learn the ticket template (320 of the ~790 training tickets), few enough
@@ -51,20 +39,20 @@ def main(out: Path) -> int:
     reports = out / "reports"
 
     step(console, "1. Generate 1,200 customer-support tickets (with the guide's pitfalls mixed in)")
-    tickets = write_tickets(raw, n=1200, seed=0)
+    tickets = ts.write_tickets(raw, n=1200, seed=0)
     console.print(f"{len(tickets.records)} tickets -> {raw}")
     console.print("injected: " + ", ".join(f"{k} {len(v)}" for k, v in tickets.injected.items()))
 
     step(console, "2. Check the raw file")
-    report = check([raw], max_age_days=MAX_AGE_DAYS)
-    render_terminal(report, console)
+    report = ts.check([raw], max_age_days=MAX_AGE_DAYS)
+    ts.render_report(report, console)
     report.write_json(reports / "raw-check.json")
     report.write_html(reports / "raw-check.html")
 
     step(console, "3. Prepare: fix, split (grouped, stratified), seal")
-    options = PrepareOptions(dedupe=True, drop_conflicts=True, enforce_template=True, max_age_days=MAX_AGE_DAYS,
+    options = ts.PrepareOptions(dedupe=True, drop_conflicts=True, enforce_template=True, max_age_days=MAX_AGE_DAYS,
                              redact_pii=True, seed=0)
-    result = prepare([raw], prepared, options)
+    result = ts.prepare([raw], prepared, options)
     counts = result.counts
     console.print(f"{counts['input_records']} records -> train {counts['train']}, validation {counts['validation']}, "
                   f"test {counts['test']} (sealed), quarantine {counts['quarantine']}")
@@ -73,21 +61,21 @@ def main(out: Path) -> int:
 
     step(console, "4. Export train and validation for Gemini tuning on Vertex AI, and what tuning would cost")
     # The managed path's first two steps, offline: export + validate, then billable tokens and price.
-    managed = estimate_managed(prepared, "gemini-2.5-flash", epochs=3, out_dir=out / "gemini")
+    managed = ts.estimate_vertex_cost(prepared, "gemini-2.5-flash", epochs=3, out_dir=out / "gemini")
     for split, info in managed.splits.items():
         console.print(f"  {split}: {info['examples']} examples -> {out / 'gemini' / info['file']}")
     for line in managed.lines():
         console.print(f"  {line}")
 
     step(console, "5. Check the prepared folder (seal verified, no leaks across splits)")
-    final = check([prepared], max_age_days=MAX_AGE_DAYS)
-    render_terminal(final, console)
+    final = ts.check([prepared], max_age_days=MAX_AGE_DAYS)
+    ts.render_report(final, console)
     final.write_json(reports / "prepared-check.json")
     final.write_html(reports / "prepared-check.html")
 
     step(console, "6. Plan: memory, time and cost of each path for this data, and a recommendation")
-    spec = TrainSpec(data=prepared, max_steps=DEMO_TRAIN_STEPS, eval_interval=10, batch_size=8)
-    planned = plan(data=prepared, method="lora", batch_size=spec.batch_size, epochs=3)
+    spec = ts.LocalSpec(data=prepared, max_steps=DEMO_TRAIN_STEPS, eval_interval=10, batch_size=8)
+    planned = ts.plan(data=prepared, method="lora", batch_size=spec.batch_size, epochs=3)
     lora = planned.methods[0]
     console.print(f"LoRA on {planned.model}: {planned.workload['tokens_per_epoch']:,} tokens an epoch, "
                   f"{lora.memory.total_gib:.1f} GiB on a GPU; cheapest: {lora.cheapest.gpu} "
@@ -95,27 +83,27 @@ def main(out: Path) -> int:
                   f"${planned.managed[0].usd:.2f} ({planned.managed[0].target})")
     console.print(f"recommendation: {planned.recommendation.reason}")
 
-    step(console, f"7. Tune a LoRA adapter on {DEFAULT_BASE_MODEL} ({DEMO_TRAIN_STEPS} steps, CPU) and register it")
-    for line in preflight(spec)[2]:
+    step(console, f"7. Tune a LoRA adapter on {spec.base_model} ({DEMO_TRAIN_STEPS} steps, CPU) and register it")
+    for line in ts.preflight(spec)[2]:
         console.print(line)
-    with TrainingDisplay(console) as display:
-        job = start_job(spec, display=display)
+    with ts.TrainingDisplay(console) as display:
+        trained = ts.train(spec, display=display)
+    job, model = trained.job, trained.model
     if job.status != "succeeded":
         console.print(f"[red]training failed: {job.error}[/red]")
         return 1
-    model = list_models(limit=1)[0]
     best = model.best_metrics.get("eval_loss")
     console.print(f"job {job.id}: {job.stop_reason}; model [bold]{model.id}[/bold] registered (stage {model.stage}), "
                   f"best validation loss {best:.4f}")
 
     step(console, "8. Evaluate the tuned model against its base on the sealed test split")
     # A sample of the test split keeps the demo to a few minutes; `tunesmith eval MODEL` takes all of it.
-    evaluation = evaluate(model.id, limit=DEMO_EVAL_EXAMPLES, max_new_tokens=48, progress=console.print)
+    evaluation = ts.evaluate(model.id, limit=DEMO_EVAL_EXAMPLES, max_new_tokens=48, progress=console.print)
     console.print(f"[bold]{evaluation.verdict_text}[/bold]")
     console.print(f"report: {evaluation.report_path}\nper-example results: {evaluation.results_path}")
 
     step(console, "9. Serve the tuned model for a moment and call it with the official openai client")
-    ticket = load_dataset([prepared]).split("test")[0]
+    ticket = ts.load_dataset([prepared]).split("test")[0]
     served_answer = ask_through_openai(model.id, ticket.input_text)
     console.print(f"[dim]{ticket.input_text}[/dim]\n-> {served_answer}")
     console.print(f"start the server yourself: [bold]tunesmith serve {model.id}[/bold] "
@@ -138,9 +126,7 @@ def ask_through_openai(model_id: str, text: str) -> str:
     """One chat completion from the real server (a thread on a free loopback port), through the official SDK."""
     import openai
 
-    from .serve import serve_in_background
-
-    with serve_in_background([model_id]) as url:
+    with ts.serve_in_background([model_id]) as url:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused-on-loopback")
         reply = client.chat.completions.create(model=model_id, temperature=0, max_tokens=48,
                                                messages=[{"role": "user", "content": text}])

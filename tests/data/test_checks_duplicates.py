@@ -22,7 +22,7 @@ from tunesmith.data.dataset import load_dataset
 from tunesmith.data.example import Example, Turn
 from tunesmith.data.findings import Location
 from tunesmith.data.tokens import count_tokens, estimate_counter
-from tunesmith.plan.targets import load_target
+from tunesmith.targets import load_target
 
 # Distinct short queries, like Banking77's: no two are near-duplicates.
 QUERIES = [

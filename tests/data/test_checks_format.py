@@ -18,7 +18,7 @@ from tunesmith.data.checks.format_drift import (
 from tunesmith.data.example import Example, Turn
 from tunesmith.data.tokens import count_tokens, estimate_counter
 from tunesmith.errors import BadInputError
-from tunesmith.plan.targets import load_target
+from tunesmith.targets import load_target
 
 TICKET = "Category: {}\nPriority: {}\nAction: {}"
 

@@ -18,7 +18,7 @@ from tunesmith.data.checks.label_checks import (
 from tunesmith.data.dataset import load_dataset
 from tunesmith.data.example import Example, Turn
 from tunesmith.data.tokens import count_tokens, estimate_counter
-from tunesmith.plan.targets import load_target
+from tunesmith.targets import load_target
 
 LABELLED = "the label field of the input"
 

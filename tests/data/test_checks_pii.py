@@ -10,7 +10,7 @@ from tunesmith.data.checks import CheckContext
 from tunesmith.data.checks.pii import PLACEHOLDERS, check_pii, redact_pii
 from tunesmith.data.example import Example, Turn
 from tunesmith.data.tokens import count_tokens, estimate_counter
-from tunesmith.plan.targets import load_target
+from tunesmith.targets import load_target
 
 
 def ctx_for(examples: list[Example]) -> CheckContext:

@@ -15,7 +15,7 @@ from tunesmith.data.checks.size import (
 )
 from tunesmith.data.example import Example, Turn
 from tunesmith.data.tokens import count_tokens, estimate_counter
-from tunesmith.plan.targets import Target, load_target
+from tunesmith.targets import Target, load_target
 
 VERTEX = load_target("vertex/gemini-2.5-flash")
 TINY = Target(

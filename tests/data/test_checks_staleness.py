@@ -10,7 +10,7 @@ from tunesmith.data.checks import CheckContext
 from tunesmith.data.checks.staleness import age_days, check_staleness, parse_timestamp
 from tunesmith.data.example import Example, Turn
 from tunesmith.data.tokens import count_tokens, estimate_counter
-from tunesmith.plan.targets import load_target
+from tunesmith.targets import load_target
 
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
 UTC = timezone.utc

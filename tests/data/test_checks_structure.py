@@ -8,7 +8,7 @@ from tunesmith.data.example import Example, Turn
 from tunesmith.data.findings import Location
 from tunesmith.data.formats import Unreadable
 from tunesmith.data.tokens import count_tokens, estimate_counter
-from tunesmith.plan.targets import load_target
+from tunesmith.targets import load_target
 
 FILE = "data.jsonl"
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from tunesmith.data.example import Example, Turn
-from tunesmith.models.generate import _answer, end_of_turn_ids, generate_greedy, render_prompt
+from tunesmith.models.chat import render_prompt, stop_token_ids
+from tunesmith.models.generate import _answer, generate_greedy
 from tunesmith.models.loading import load_model, load_tokenizer
-from tunesmith.train.tokenize import render_conversation
+from tunesmith.models.chat import render_conversation
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def test_prompts_are_rendered_exactly_as_training_renders_them(tiny):
 
 def test_the_end_of_turn_token_is_the_one_training_teaches(tiny):
     _, tokenizer = tiny
-    assert tokenizer.convert_ids_to_tokens(end_of_turn_ids(tokenizer)) == ["<|im_end|>"]
+    assert tokenizer.convert_ids_to_tokens(stop_token_ids(tokenizer)) == ["<|im_end|>"]
     hello = tokenizer("Hello there", add_special_tokens=False)["input_ids"]
     assert _answer(hello + [2, 2, 2], [2], tokenizer) == "Hello there"  # rows that finished early are padded
     assert _answer(hello, [2], tokenizer) == "Hello there"

@@ -19,9 +19,9 @@ def saved_bytes_per_token_and_layer(model_dir, method: str, prepared) -> float:
     import torch
 
     from tunesmith.train.backends.local import _build_model
-    from tunesmith.train.spec import TrainSpec
+    from tunesmith.train.spec import LocalSpec
 
-    spec = TrainSpec(data=prepared, base_model=str(model_dir), method=method, lora={"rank": 16, "alpha": 32, "dropout": 0.05})
+    spec = LocalSpec(data=prepared, base_model=str(model_dir), method=method, lora={"rank": 16, "alpha": 32, "dropout": 0.05})
     model = _build_model(spec, "bf16")
     model.train()
     base = model.get_base_model() if hasattr(model, "get_base_model") else model

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from tunesmith.plan.planner import preflight
-from tunesmith.train.spec import TrainSpec
+from tunesmith.train.spec import LocalSpec
 
 from ..train._data import prepared_tickets
 
@@ -29,8 +29,8 @@ TOLERANCE = 0.20
 RUN = """
 import json, os, sys
 from tunesmith.train.jobs import start_job
-from tunesmith.train.spec import TrainSpec
-spec = TrainSpec(**json.loads(sys.argv[1]))
+from tunesmith.train.spec import LocalSpec
+spec = LocalSpec(**json.loads(sys.argv[1]))
 job = start_job(spec)
 with open("/proc/self/status") as status:
     hwm_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
@@ -45,7 +45,7 @@ print("PEAK " + json.dumps(peak))
 """
 
 
-def measured_peak(spec: TrainSpec) -> dict:
+def measured_peak(spec: LocalSpec) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run([sys.executable, "-c", RUN, spec.model_dump_json(exclude_unset=True)], capture_output=True, text=True,
                           timeout=600, env=env)
@@ -59,7 +59,7 @@ def measured_peak(spec: TrainSpec) -> dict:
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_estimate_is_within_20_percent_of_the_measured_peak(tmp_path, smollm2_dir, method):
     prepared = prepared_tickets(tmp_path, n=120, validation=0.05)  # a short evaluation at the one step
-    spec = TrainSpec(data=prepared, method=method, batch_size=4, max_seq_length=256, max_steps=1, eval_interval=1)
+    spec = LocalSpec(data=prepared, method=method, batch_size=4, max_seq_length=256, max_steps=1, eval_interval=1)
     estimate, machine, lines = preflight(spec)
     peak = measured_peak(spec)
     measured = peak.get("cuda_gib", peak["rss_gib"])

@@ -15,7 +15,7 @@ from tunesmith.plan.cost import AMORTIZATION_MONTHS, break_even, managed_cost_us
 from tunesmith.plan.memory import GIB, Setup, estimate_memory
 from tunesmith.plan.planner import plan
 from tunesmith.plan.speed import training_flops, training_time_s
-from tunesmith.plan.targets import load_target
+from tunesmith.targets import load_target
 
 # Parameter counts published with each model (the Hugging Face model pages' safetensors totals;
 # Gemma 3 4B and 12B are the language model alone, as Keras Hub lists them).

@@ -10,7 +10,7 @@ import pytest
 
 from tunesmith.cli.plan import print_preflight
 from tunesmith.plan.planner import preflight
-from tunesmith.train.spec import TrainSpec
+from tunesmith.train.spec import LocalSpec
 
 from ..train._data import prepared_tickets
 
@@ -26,7 +26,7 @@ def machine_with(monkeypatch, tmp_path, memory_gib: float) -> None:
 
 @pytest.fixture
 def spec(tmp_path, tiny_model_dir):
-    return TrainSpec(data=prepared_tickets(tmp_path, n=120), base_model=str(tiny_model_dir), batch_size=4,
+    return LocalSpec(data=prepared_tickets(tmp_path, n=120), base_model=str(tiny_model_dir), batch_size=4,
                      max_seq_length=128)
 
 

@@ -115,17 +115,19 @@ def test_unknown_backend_or_status_is_bad_input():
         a_job(backend="modal")
     job = a_job()
     with pytest.raises(BadInputError, match="unknown job status 'done'") as caught:
-        store.update_job(job.id, status="done")
+        store.transition_job(job.id, "done")
     assert "succeeded" in caught.value.hint
     with pytest.raises(TypeError, match="created_at"):
-        store.update_job(job.id, created_at=datetime.now(timezone.utc))
+        store.set_job_fields(job.id, created_at=datetime.now(timezone.utc))
+    with pytest.raises(TypeError, match="status"):
+        store.set_job_fields(job.id, status="running")  # the status moves through transition_job only
 
 
 def test_status_changes_add_events_and_stamp_start_and_end():
     job = a_job()
-    store.update_job(job.id, status="running", pid=4242)
-    store.update_job(job.id, remote_state="TUNING")  # no status change, no status event
-    done = store.update_job(job.id, status="succeeded", stop_reason="stopped_early")
+    store.transition_job(job.id, "running", pid=4242)
+    store.set_job_fields(job.id, remote_state="TUNING")  # no status change, no status event
+    done = store.transition_job(job.id, "succeeded", stop_reason="stopped_early")
 
     events = store.job_events(job.id)
     assert [(e.kind, e.message) for e in events] == [
@@ -167,12 +169,37 @@ def test_metrics_come_back_by_step_with_unknown_names_in_extra():
 def test_times_are_timezone_aware_utc_and_naive_times_are_refused():
     job = a_job()
     later = datetime(2026, 11, 25, 15, 0, tzinfo=timezone(timedelta(hours=1)))
-    store.update_job(job.id, started_at=later)
+    with store.session_scope() as s:
+        s.get(store.Job, job.id).started_at = later
     got = store.get_job(job.id)
     assert got.started_at == later and got.started_at.tzinfo == timezone.utc
     assert got.created_at.tzinfo == timezone.utc
-    with pytest.raises(StatementError, match="naive datetime"):
-        store.update_job(job.id, ended_at=datetime(2026, 11, 25, 15, 0))
+    with pytest.raises(StatementError, match="naive datetime"), store.session_scope() as s:
+        s.get(store.Job, job.id).ended_at = datetime(2026, 11, 25, 15, 0)
+
+
+@pytest.mark.parametrize("path, refused", [
+    (["running", "succeeded"], "running"),  # a finished job does not run again ...
+    (["running", "failed"], "succeeded"),  # ... nor change its verdict
+    (["running"], "queued"),  # a running job is cancelled or ends; it is not queued again
+    ([], "queued"),
+])
+def test_the_job_life_cycle_is_enforced_in_the_store(path, refused):
+    job = a_job()
+    for status in path:
+        store.transition_job(job.id, status)
+    before = len(store.job_events(job.id))
+    with pytest.raises(store.JobStateError, match=f"cannot go from .* to {refused}") as caught:
+        store.transition_job(job.id, refused)
+    assert caught.value.exit_code == 1 and len(store.job_events(job.id)) == before  # nothing half-written
+    assert store.get_job(job.id).status == (path[-1] if path else "queued")
+
+
+def test_failed_and_cancelled_jobs_go_back_to_the_queue_to_resume():
+    job = a_job()
+    for status in ("running", "cancelled", "queued", "running", "failed", "queued", "running", "succeeded"):
+        job = store.transition_job(job.id, status, stop_reason="completed" if status == "succeeded" else None)
+    assert job.status == "succeeded" and job.stop_reason == "completed" and job.ended_at is not None
 
 
 def test_rows_are_readable_after_their_session_closed_and_convert_to_dicts():
@@ -323,7 +350,7 @@ def _write_events(home: str, job_id: str, worker: str, start) -> None:
     start.wait()
     for i in range(WRITES_PER_PROCESS):
         store.add_event(job_id, "log", f"{worker} {i}")
-        store.update_job(job_id, remote_state=f"{worker} {i}")  # reads, then writes
+        store.set_job_fields(job_id, remote_state=f"{worker} {i}")  # reads, then writes
 
 
 def test_two_processes_write_to_one_database_at_once():

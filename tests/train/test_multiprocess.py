@@ -17,6 +17,7 @@ from tunesmith.errors import BadInputError
 from tunesmith.store import queries
 from tunesmith.train import accelerate as launch
 from tunesmith.train import jobs
+from tunesmith.train.backends.local import pid_alive
 from tunesmith.train.spec import load_spec
 
 from ._data import prepared_tickets, wait_for
@@ -192,7 +193,7 @@ def test_cancel_reaches_every_rank_and_resume_finishes_the_job(prepared, tiny_mo
 
     cancelled = jobs.cancel_job(job.id)
     assert (cancelled.status, cancelled.stop_reason) == ("cancelled", "cancelled"), log_of(job)
-    assert not jobs.pid_alive(job.pid) and not any(jobs.pid_alive(pid) for pid in ranks)
+    assert not pid_alive(job.pid) and not any(pid_alive(pid) for pid in ranks)
     stopped_at = max(int(p.name.split("-")[1]) for p in checkpoints.glob("checkpoint-*"))
     assert 0 < stopped_at < 16
 
@@ -210,7 +211,7 @@ def test_kill_9_of_the_launcher_takes_its_ranks_and_the_job_is_marked_dead(prepa
     assert len(ranks) == 2
     os.kill(job.pid, signal.SIGKILL)
     # torch elastic starts each rank in a session of its own; the worker asks Linux to kill it with its parent.
-    assert wait_for(lambda: not jobs.pid_alive(job.pid) and not any(jobs.pid_alive(p) for p in ranks), 30)
+    assert wait_for(lambda: not pid_alive(job.pid) and not any(pid_alive(p) for p in ranks), 30)
     died = jobs.get_job(job.id)
     assert (died.status, died.stop_reason) == ("failed", "process_died") and "resume" in died.error
 

@@ -10,7 +10,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.examples.tickets import generate_tickets
 from tunesmith.models.loading import load_tokenizer
 from tunesmith.train.inspect import render_inspection
-from tunesmith.train.tokenize import (
+from tunesmith.models.chat import (
     IGNORE_INDEX,
     chat_messages,
     encode_dataset,

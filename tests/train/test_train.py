@@ -11,6 +11,8 @@ import pytest
 
 from tunesmith.store import queries
 from tunesmith.train import jobs
+from tunesmith.train.backends.local import pid_alive
+from tunesmith.train.recorder import Recorder
 from tunesmith.train.spec import load_spec
 
 from ._data import prepared_tickets, wait_for
@@ -51,7 +53,7 @@ def test_lora_run_records_metrics_and_registers_the_model(prepared, tiny_model_d
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tunesmith.models.export import export_model
+    from tunesmith.registry.export import export_model
 
     merged = export_model(model.id, tmp_path / "merged", merged=True)
     plain = AutoModelForCausalLM.from_pretrained(str(merged))  # no PEFT, no tunesmith needed
@@ -71,14 +73,14 @@ def test_bf16_training_runs_the_lean_loss_under_autocast(prepared, tiny_model_di
 
     spec = spec_for(prepared, tiny_model_dir, precision="bf16", max_steps=1)
     job = jobs.create_job(spec)
-    trainer, _, extras = local.setup(spec, Path(job.run_dir), local.Reporter(job.id, Path(job.run_dir),
-                                                                              display=lambda row: None),
-                                     local._CancelFlag())
+    recipe = local.LocalRecipe(spec, Path(job.run_dir), Recorder(job.id, job.run_dir, display=lambda row: None),
+                               local._CancelFlag()).setup()
+    trainer = recipe.trainer
     seen = []
     decoder = trainer.model.get_base_model().get_decoder()
     decoder.register_forward_pre_hook(lambda module, args: seen.append(torch.is_autocast_enabled("cpu")))
     trainer.train()
-    assert extras["precision"] == "bf16" and seen and all(seen)  # the step and the evaluation after it
+    assert recipe.precision == "bf16" and seen and all(seen)  # the step and the evaluation after it
 
 
 def test_gradient_checkpointing_recomputes_each_layer_and_trains_to_the_same_weights(prepared, tiny_model_dir):
@@ -92,8 +94,8 @@ def test_gradient_checkpointing_recomputes_each_layer_and_trains_to_the_same_wei
         spec = spec_for(prepared, tiny_model_dir, precision="bf16", max_steps=3, eval_interval=100,
                         gradient_checkpointing=checkpointing)
         job = jobs.create_job(spec)
-        trainer, _, extras = local.setup(spec, Path(job.run_dir), local.Reporter(job.id, Path(job.run_dir)),
-                                         local._CancelFlag())
+        recipe = local.LocalRecipe(spec, Path(job.run_dir), Recorder(job.id, job.run_dir), local._CancelFlag()).setup()
+        trainer = recipe.trainer
         calls = []
         # A module inside the layer (transformers checkpoints the layer's forward, so the layer's own hooks
         # run once), as it starts (the recomputation stops once it has what the backward pass needs).
@@ -102,7 +104,7 @@ def test_gradient_checkpointing_recomputes_each_layer_and_trains_to_the_same_wei
         trainer.train()
         weights = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
         events = [e.message for e in queries.job_events(job.id) if e.kind == "memory"]
-        runs[checkpointing] = (extras["gradient_checkpointing"], len(calls), weights, events)
+        runs[checkpointing] = (recipe.gradient_checkpointing, len(calls), weights, events)
     (off, calls_off, expected, events_off), (on, calls_on, actual, events_on) = runs[False], runs[True]
     assert (off, on) == (False, True) and events_on == ["gradient checkpointing on: as the spec says"]
     assert calls_on == calls_off + 3  # each of the 3 steps ran the layer again in its backward pass
@@ -154,7 +156,7 @@ def test_cancel_then_resume(prepared, tiny_model_dir):
     assert wait_for(lambda: any(checkpoints.glob("checkpoint-*"))), (Path(job.run_dir) / "train.log").read_text()
     cancelled = jobs.cancel_job(job.id)
     assert (cancelled.status, cancelled.stop_reason) == ("cancelled", "cancelled")
-    assert not jobs.pid_alive(job.pid)
+    assert not pid_alive(job.pid)
     stopped_at = max(int(p.name.split("-")[1]) for p in checkpoints.glob("checkpoint-*"))
     assert 0 < stopped_at < 400
     resumed = jobs.resume_job(job.id)
@@ -173,7 +175,7 @@ def test_kill_9_then_resume_ends_where_an_uninterrupted_run_does(prepared, tiny_
     checkpoints = Path(job.run_dir) / "checkpoints"
     assert wait_for(lambda: (checkpoints / "checkpoint-10" / "trainer_state.json").is_file())
     os.kill(job.pid, signal.SIGKILL)
-    assert wait_for(lambda: not jobs.pid_alive(job.pid), 10)
+    assert wait_for(lambda: not pid_alive(job.pid), 10)
     died = jobs.get_job(job.id)
     assert (died.status, died.stop_reason) == ("failed", "process_died") and "resume" in died.error
     resumed = jobs.resume_job(job.id)

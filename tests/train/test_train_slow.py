@@ -13,6 +13,7 @@ import pytest
 from tunesmith.data.dataset import load_dataset
 from tunesmith.store import queries
 from tunesmith.train import jobs
+from tunesmith.train.backends.local import pid_alive
 from tunesmith.train.spec import load_spec
 
 from ._data import prepared_tickets, wait_for
@@ -79,7 +80,7 @@ def test_kill_and_resume_on_the_real_model(tmp_path, smollm2_dir):
     checkpoints = Path(job.run_dir) / "checkpoints"
     assert wait_for(lambda: (checkpoints / "checkpoint-4" / "trainer_state.json").is_file(), 600)
     os.kill(job.pid, signal.SIGKILL)
-    assert wait_for(lambda: not jobs.pid_alive(job.pid), 10)
+    assert wait_for(lambda: not pid_alive(job.pid), 10)
     assert jobs.get_job(job.id).stop_reason == "process_died"
     resumed = jobs.resume_job(job.id)
     assert resumed.status == "succeeded", resumed.error

@@ -11,6 +11,7 @@ import pytest
 
 from tunesmith.errors import BadInputError, ExportError, TunesmithError
 from tunesmith.store import queries
+from tunesmith.paths import runs_dir
 from tunesmith.train import jobs
 from tunesmith.train.backends import vertex
 from tunesmith.train.spec import load_spec
@@ -55,7 +56,7 @@ def stored_blob(uri: str) -> bytes:
 
 def no_secret_anywhere(fake: FakeVertex, *texts: str) -> None:
     """Neither the bearer token nor the private key reached the store, a run folder or a message."""
-    home = Path(jobs.runs_dir()).parent
+    home = Path(runs_dir()).parent
     key_text = json.loads(Path(os.environ["GOOGLE_APPLICATION_CREDENTIALS"]).read_text())["private_key"]
     secrets = [fake.token, key_text.splitlines()[1]]
     for path in [p for p in home.rglob("*") if p.is_file()]:
@@ -227,7 +228,7 @@ def test_follow_backs_off_while_nothing_changes_and_survives_a_blip(prepared, cl
     job = jobs.start_job(vertex_spec(prepared, poll_interval_s=1, poll_max_interval_s=4), detach=True)
     cloud.fail_next_gets = 1  # one 503 from the service: a warning, then polling goes on
     waits = []
-    finished = vertex.follow(job.id, sleep=waits.append)
+    finished = jobs.follow_job(job.id, sleep=waits.append)
     assert finished.status == "succeeded"
     # 503: wait 1; a change: back to 1; then 2, 4 and no more than 4 while the state stands still.
     assert waits == [1, 1, 2, 4, 4, 4]
@@ -244,5 +245,5 @@ def test_genai_client_is_the_backends_client(cloud):
     client = vertex.genai_client(PROJECT, LOCATION)
     assert client.vertexai and client._api_client.project == PROJECT
     with pytest.raises(TunesmithError):
-        vertex.refresh(type("Job", (), {"id": "x", "run_dir": ".", "remote_name": "projects/p/locations/l/tuningJobs/9",
-                                        "spec": {"project": "p", "location": "l"}})())
+        vertex.VertexBackend().refresh(type("Job", (), {"id": "x", "remote_name": "projects/p/locations/l/tuningJobs/9",
+                                                        "spec": {"project": "p", "location": "l"}})(), None)

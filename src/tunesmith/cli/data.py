@@ -137,7 +137,7 @@ def inspect_command(
 @app.command("targets")
 def targets_command() -> None:
     """List the tuning targets (limits and prices are data files)."""
-    from ..plan.targets import load_target, target_names
+    from ..targets import load_target, target_names
 
     for name in target_names():
         t = load_target(name)

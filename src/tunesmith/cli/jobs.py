@@ -70,7 +70,8 @@ def show_command(job_id: str, json_out: bool = typer.Option(False, "--json", hel
 def logs_command(job_id: str, follow: bool = typer.Option(False, "--follow", "-f", help="stream until the job ends"),
                  json_out: bool = typer.Option(False, "--json", help="print the metric rows as JSON lines")) -> None:
     """Print a job's log (or its metrics as JSON lines); --follow streams it."""
-    from ..train.jobs import LOG_FILE, get_job
+    from ..train.jobs import get_job
+    from ..train.recorder import LOG_FILE
 
     job = get_job(job_id)
     path = Path(job.run_dir) / ("metrics.jsonl" if json_out else LOG_FILE)
@@ -101,7 +102,7 @@ def cancel_command(job_id: str) -> None:
 def resume_command(job_id: str, detach: bool = typer.Option(False, help="run in the background")) -> None:
     """Continue a failed or cancelled job from its last checkpoint."""
     from ..train.jobs import resume_job
-    from ._display import TrainingDisplay
+    from ..train.display import TrainingDisplay
     from .train import report_end
 
     if detach:

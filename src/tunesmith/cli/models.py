@@ -85,7 +85,7 @@ def export_command(model_id: str, out: Path = typer.Option(..., help="folder to 
                    merged: bool = typer.Option(False, help="merge the adapter into the base: a plain transformers model"),
                    json_out: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Write a model's adapter, or the merged model (safetensors + tokenizer)."""
-    from ..models.export import export_model
+    from ..registry.export import export_model
 
     path = export_model(model_id, out, merged=merged)
     if json_out:

@@ -1,89 +1,82 @@
-"""`tunesmith train`: tune a model from a spec (every field is also a flag)."""
+"""`tunesmith train`: tune a model from a spec. Every spec field is also a flag: the flags are
+generated from the spec models' fields and their descriptions (train/spec.py), so the help
+shows each field's own default and a new field is a new flag."""
 
 from __future__ import annotations
 
+import inspect
+import typing
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
 
 from ..errors import BadInputError
+from ..train.spec import LocalSpec, VertexSpec, load_spec
+
+# Nested spec models become flags with a prefix: lora.rank -> --lora-rank, early_stopping.patience -> --patience.
+NESTED_PREFIX = {"lora": "lora_", "early_stopping": ""}
+FLAG_TYPES = {int: int, float: float, Path: Path}
 
 
-def train_command(
-    spec_file: Optional[Path] = typer.Argument(None, help="a YAML spec; flags override its fields"),
-    data: Optional[Path] = typer.Option(None, help="a prepared dataset folder (`tunesmith data prepare`)"),
-    base_model: Optional[str] = typer.Option(None, help="catalog name, local folder or Hugging Face id [smollm2-135m-instruct]"),
-    method: Optional[str] = typer.Option(None, help="lora | qlora | full [lora]"),
-    epochs: Optional[float] = typer.Option(None, help="passes over the data [3; the guide: 2-5]"),
-    learning_rate: Optional[float] = typer.Option(None, help="[2e-4 for lora/qlora, 2e-5 for full]"),
-    batch_size: Optional[int] = typer.Option(None, help="examples per step [8]"),
-    gradient_accumulation: Optional[int] = typer.Option(None, help="steps per optimizer update [1]"),
-    max_seq_length: Optional[int] = typer.Option(None, help="tokens per example; longer ones are truncated [1024]"),
-    max_steps: Optional[int] = typer.Option(None, help="stop after this many optimizer steps"),
-    seed: Optional[int] = typer.Option(None, help="[0]"),
-    precision: Optional[str] = typer.Option(None, help="auto | bf16 | fp16 | fp32 [auto]"),
-    gradient_checkpointing: Optional[str] = typer.Option(None, help="auto | true | false: recompute activations in "
-                                                                    "the backward pass, less memory for about a "
-                                                                    "third more compute [auto: only where the run "
-                                                                    "would not fit without it]"),
-    warmup_ratio: Optional[float] = typer.Option(None, help="share of the steps the learning rate warms up over [0.03]"),
-    weight_decay: Optional[float] = typer.Option(None, help="AdamW weight decay [0]"),
-    max_grad_norm: Optional[float] = typer.Option(None, help="gradient clipping norm [1.0]"),
-    lora_rank: Optional[int] = typer.Option(None, help="LoRA rank [16]"),
-    lora_alpha: Optional[float] = typer.Option(None, help="LoRA alpha [32]"),
-    lora_dropout: Optional[float] = typer.Option(None, help="LoRA dropout [0.05]"),
-    lora_target_modules: Optional[str] = typer.Option(None, help="all-linear, or module names separated by commas, "
-                                                                 "e.g. q_proj,v_proj [all-linear]"),
-    eval_interval: Optional[int] = typer.Option(None, help="steps between evaluations [about 4 per epoch]"),
-    checkpoint_interval: Optional[int] = typer.Option(None, help="steps between checkpoints [each evaluation]"),
-    patience: Optional[int] = typer.Option(None, help="evaluations without improvement before stopping; 0 = off [3]"),
-    min_delta: Optional[float] = typer.Option(None, help="smallest validation-loss drop that counts [0]"),
-    name: Optional[str] = typer.Option(None, help="an alias for the registered model"),
-    processes: Optional[int] = typer.Option(None, help="training processes, one per GPU; more than 1 runs under "
-                                                       "`accelerate launch` [1]"),
-    accelerate_config: Optional[str] = typer.Option(None, help="ddp | fsdp | deepspeed-zero2 | cpu, or an accelerate "
-                                                               "YAML path (default: ddp with GPUs, cpu without); see docs/multi-gpu.md"),
-    backend: Optional[str] = typer.Option(None, help="local | vertex (default: local); vertex is the managed path, "
-                                                     "docs/managed.md"),
-    project: Optional[str] = typer.Option(None, help="vertex: Google Cloud project (default: GOOGLE_CLOUD_PROJECT)"),
-    location: Optional[str] = typer.Option(None, help="vertex: region (default: GOOGLE_CLOUD_LOCATION, else us-central1)"),
-    bucket: Optional[str] = typer.Option(None, help="vertex: gs://bucket/prefix for the training files"),
-    learning_rate_multiplier: Optional[float] = typer.Option(None, help="vertex: (default: the service's, 1.0)"),
-    adapter_size: Optional[int] = typer.Option(None, help="vertex: 1 | 2 | 4 | 8 | 16 (default: the service's)"),
-    tuned_model_display_name: Optional[str] = typer.Option(None, help="vertex: (default: tunesmith JOB-ID)"),
-    label: Optional[list[str]] = typer.Option(None, help="vertex: KEY=VALUE label on the tuning job; repeatable"),
-    poll_interval_s: Optional[float] = typer.Option(None, help="vertex: first wait between polls, doubling while "
-                                                              "nothing changes (default: 15)"),
-    poll_max_interval_s: Optional[float] = typer.Option(None, help="vertex: longest wait between polls (default: 300)"),
-    yes: bool = typer.Option(False, "--yes", "-y", help="vertex: start without asking to confirm the estimated cost"),
-    detach: bool = typer.Option(False, help="run in the background; follow with `tunesmith jobs logs ID --follow` "
-                                            "(vertex: return once the remote job exists)"),
-) -> None:
+def _spec_flags() -> list[tuple[str, str, Any, str]]:
+    """(parameter name, spec key, type, help) for every field of both spec models; a field
+    only one backend has says which."""
+    flags, seen = [], set()
+    for spec_class, other in ((LocalSpec, VertexSpec), (VertexSpec, LocalSpec)):
+        for name, field in spec_class.model_fields.items():
+            if name in seen:
+                continue
+            seen.add(name)
+            only = "vertex: " if spec_class is VertexSpec and name not in other.model_fields else ""
+            nested = field.annotation if inspect.isclass(field.annotation) and issubclass(field.annotation,
+                                                                                           BaseModel) else None
+            if nested is None:
+                help_text = only + (field.description or "") + _default_text(name, field)
+                flags.append((name, name, _flag_type(name, field.annotation), help_text))
+                continue
+            for sub, sub_field in nested.model_fields.items():
+                flags.append((NESTED_PREFIX[name] + sub, f"{name}.{sub}", _flag_type(sub, sub_field.annotation),
+                              (sub_field.description or "") + f" (default: {sub_field.get_default()})"))
+    return flags
+
+
+def _default_text(name: str, field) -> str:
+    """The default as help shows it, from the fields themselves; each backend's where they differ."""
+    shown = {}
+    for backend, cls in (("local", LocalSpec), ("vertex", VertexSpec)):
+        default = cls.model_fields[name].get_default() if name in cls.model_fields else None
+        if default not in (None, {}, PydanticUndefined) and not isinstance(default, BaseModel):
+            shown[backend] = default
+    if len(set(map(str, shown.values()))) > 1:
+        return " (default: " + "; ".join(f"{value} for {backend}" for backend, value in shown.items()) + ")"
+    return f" (default: {next(iter(shown.values()))})" if shown else ""
+
+
+def _flag_type(name: str, annotation: Any) -> Any:
+    """Numbers and paths as such; text for the rest (choices and unions are checked by the spec).
+    labels: a repeatable KEY=VALUE."""
+    if name == "labels":
+        return Optional[list[str]]
+    kinds = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    return Optional[FLAG_TYPES.get(kinds[0], str)] if len(kinds) == 1 else Optional[str]
+
+
+def train(spec_file: Optional[Path], yes: bool, detach: bool, **flags: Any) -> None:
     """Tune a model on a prepared dataset and register the result."""
+    from ..train.display import TrainingDisplay
     from ..train.jobs import start_job
-    from ..train.spec import load_spec
-    from ._display import TrainingDisplay
+    from .plan import print_preflight
 
-    spec = load_spec(
-        spec_file, data=data, base_model=base_model, method=method, epochs=epochs, learning_rate=learning_rate,
-        batch_size=batch_size, gradient_accumulation=gradient_accumulation, max_seq_length=max_seq_length,
-        max_steps=max_steps, seed=seed, precision=precision, gradient_checkpointing=gradient_checkpointing,
-        warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm, eval_interval=eval_interval,
-        checkpoint_interval=checkpoint_interval, name=name, processes=processes, accelerate_config=accelerate_config,
-        backend=backend, project=project, location=location, bucket=bucket,
-        learning_rate_multiplier=learning_rate_multiplier, adapter_size=adapter_size,
-        tuned_model_display_name=tuned_model_display_name, labels=_labels(label), poll_interval_s=poll_interval_s,
-        poll_max_interval_s=poll_max_interval_s,
-        **{"lora.rank": lora_rank, "lora.alpha": lora_alpha, "lora.dropout": lora_dropout,
-           "lora.target_modules": _target_modules(lora_target_modules),
-           "early_stopping.patience": patience, "early_stopping.min_delta": min_delta},
-    )
+    overrides = {key: flags[param] for param, key, _, _ in _spec_flags()}
+    overrides["labels"] = _labels(overrides["labels"])
+    overrides["lora.target_modules"] = _target_modules(overrides["lora.target_modules"])
+    spec = load_spec(spec_file, **overrides)
     if spec.backend == "vertex":
         _train_at_vertex(spec, detach, yes)
         return
-    from .plan import print_preflight
-
     print_preflight(spec)  # the plan's memory estimate for this run, and a warning when it will not fit
     if detach:
         job = start_job(spec, detach=True)
@@ -93,6 +86,32 @@ def train_command(
     with TrainingDisplay() as display:
         job = start_job(spec, display=display)
     report_end(job)
+
+
+def _command_signature() -> inspect.Signature:
+    parameters = [inspect.Parameter("spec_file", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[Path],
+                                    default=typer.Argument(None, help="a YAML spec; flags override its fields"))]
+    for param, _, flag_type, help_text in _spec_flags():
+        option = (typer.Option(None, "--label", help=help_text + " (KEY=VALUE, repeatable)") if param == "labels"
+                  else typer.Option(None, help=help_text))
+        parameters.append(inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, annotation=flag_type,
+                                            default=option))
+    parameters += [
+        inspect.Parameter("yes", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+            False, "--yes", "-y", help="vertex: start without asking to confirm the estimated cost")),
+        inspect.Parameter("detach", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+            False, help="run in the background; follow with `tunesmith jobs logs ID --follow` (vertex: return once "
+                        "the remote job exists)")),
+    ]
+    return inspect.Signature(parameters)
+
+
+def train_command(spec_file: Optional[Path] = None, **kwargs: Any) -> None:
+    train(spec_file, kwargs.pop("yes"), kwargs.pop("detach"), **kwargs)
+
+
+train_command.__signature__ = _command_signature()
+train_command.__doc__ = train.__doc__
 
 
 def _target_modules(flag: str | None) -> str | list[str] | None:
@@ -105,8 +124,8 @@ def _target_modules(flag: str | None) -> str | list[str] | None:
 
 def _train_at_vertex(spec, detach: bool, yes: bool) -> None:
     """The managed path: each step prints as it happens; the cost estimate asks before uploading."""
+    from ..train.display import RemoteDisplay
     from ..train.jobs import start_job
-    from ._display import RemoteDisplay
 
     def confirm(estimate) -> bool:
         return yes or typer.confirm(f"upload the data and start tuning (about ${estimate.cost_usd:,.2f})?")

@@ -7,7 +7,7 @@ import importlib
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..plan.targets import DEFAULT_TARGET, load_target
+from ..targets import DEFAULT_TARGET, load_target
 from .checks import Check, CheckContext
 from .dataset import Dataset, load_dataset
 from .findings import Finding, sort_findings

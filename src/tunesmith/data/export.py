@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import BadInputError, ExportError
 from ..fileio import atomic_write_text
-from ..plan.targets import Target, load_target
+from ..targets import Target, load_target
 from .dataset import MANIFEST, load_dataset
 from .formats import FORMAT_NAMES, csv_format, to_record, write_file
 from .formats._common import CannotRepresent

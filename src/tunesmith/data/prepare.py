@@ -28,7 +28,7 @@ from .checks.pii import redact_pii
 from .checks.staleness import age_days, parse_timestamp
 from .dataset import MANIFEST, SPLITS, Dataset, load_dataset
 from .example import MODEL, USER, Example, Turn
-from .formats import canonical, to_record
+from .formats import canonical
 from .seal import split_seal
 from .split import assign_splits
 

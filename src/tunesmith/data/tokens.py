@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from ..plan.targets import Target
+from ..targets import Target
 from .example import Example
 
 CHARS_PER_TOKEN = 4

@@ -15,8 +15,9 @@ A model reference resolves as follows (`resolve_provider`):
                                reads them from the environment (GOOGLE_API_KEY, or
                                GOOGLE_GENAI_USE_VERTEXAI + GOOGLE_CLOUD_PROJECT/LOCATION)
     openai:MODEL               chat completions at --base-url / $OPENAI_BASE_URL, key --api-key / $OPENAI_API_KEY
-    a registry id or name      its remote endpoint (Gemini on Vertex AI), else base + adapter, else merged weights
-    a catalog name, folder, HF id   a local model
+    anything else              the registry's one resolver (registry/resolver.py): a registered
+                               model (merged weights, else base + adapter, else its Vertex AI
+                               endpoint), else a base model (catalog name, folder, cached HF id)
 """
 
 from __future__ import annotations
@@ -27,12 +28,16 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from ..data.example import Example
 from ..errors import BadInputError, TunesmithError
-from ..models.generate import DEFAULT_BATCH_SIZE
+from ..models.chat import prompt_messages, render_prompt
+from ..models.gemini import genai_client, genai_contents
+from ..models.generate import DEFAULT_BATCH_SIZE, generate_greedy
+from ..models.loading import load_model, load_tokenizer
+from ..registry.resolver import ResolvedModel, resolve
+from ..store.queries import get_model
 
 REMOTE_CONCURRENCY = 4  # requests in flight to a remote endpoint
 CHARS_PER_TOKEN = 3  # a cautious estimate where no tokenizer is at hand
@@ -49,7 +54,7 @@ class Provider(Protocol):
 # ------------------------------------------------------------------------------ local
 
 
-class LocalWeights:
+class LoadedBase:
     """One loaded base model (and its tokenizer) with any number of PEFT adapters on it."""
 
     def __init__(self, source: str):
@@ -61,14 +66,10 @@ class LocalWeights:
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            from ..models.loading import load_tokenizer
-
             self._tokenizer = load_tokenizer(self.source)
         return self._tokenizer
 
     def add_adapter(self, name: str, folder: str) -> None:
-        if not (Path(folder) / "adapter_config.json").is_file():
-            raise TunesmithError(f"the adapter of {name} is not on this machine ({folder})")
         if name not in self._adapters:
             self._adapters[name] = folder
             if self._model is not None:
@@ -76,8 +77,6 @@ class LocalWeights:
 
     def _load(self):
         if self._model is None:
-            from ..models.loading import load_model
-
             self._model = load_model(self.source)
             for name, folder in self._adapters.items():
                 self._attach(name, folder)
@@ -108,13 +107,11 @@ class LocalWeights:
 @dataclass
 class LocalProvider:
     name: str
-    weights: LocalWeights
+    weights: LoadedBase
     adapter: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
 
     def generate(self, examples: list[Example], max_new_tokens: int) -> list[str]:
-        from ..models.generate import generate_greedy, render_prompt
-
         tokenizer = self.weights.tokenizer
         prompts = [render_prompt(ex, tokenizer) for ex in examples]
         with self.weights.using(self.adapter) as model:
@@ -148,8 +145,6 @@ class OpenAIProvider:
     def generate(self, examples: list[Example], max_new_tokens: int) -> list[str]:
         from openai import OpenAI
 
-        from ..models.generate import prompt_messages
-
         base_url = self.base_url or os.environ.get("OPENAI_BASE_URL")
         api_key = self.api_key or os.environ.get("OPENAI_API_KEY")
         if not api_key:
@@ -178,19 +173,11 @@ class GeminiProvider:
     api_key: str | None = None
 
     def _client(self):
-        from google import genai
-        from google.genai import types
-
-        options = types.HttpOptions(base_url=self.base_url) if self.base_url else None
-        if self.vertexai:
-            return genai.Client(vertexai=True, project=self.project, location=self.location, http_options=options)
-        api_key = self.api_key or os.environ.get("GOOGLE_API_KEY") or os.environ.get("GEMINI_API_KEY")
-        return genai.Client(api_key=api_key, http_options=options) if api_key else genai.Client(http_options=options)
+        return genai_client(self.project, self.location, vertexai=self.vertexai, api_key=self.api_key,
+                            base_url=self.base_url)
 
     def generate(self, examples: list[Example], max_new_tokens: int) -> list[str]:
         from google.genai import types
-
-        from ..train.backends.vertex import genai_contents
 
         try:
             client = self._client()
@@ -221,12 +208,10 @@ class Resolver:
     base_url: str | None = None
     api_key: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
-    _weights: dict[str, LocalWeights] = field(default_factory=dict)
+    _weights: dict[str, LoadedBase] = field(default_factory=dict)
 
     def registry_model(self, ref: str):
         """The registered model this reference names, or None."""
-        from ..store.queries import get_model
-
         if ref == "base" or ref.startswith(("gemini:", "openai:")):
             return None
         try:
@@ -241,61 +226,29 @@ class Resolver:
                 raise BadInputError('"base" names the base model of a registered model, and there is none here',
                                     "name the baseline itself (--baseline MODEL)")
             if anchor.remote_endpoint:
-                return self._gemini_base(anchor)
-            return self._local(anchor.base_model, name=f"base ({anchor.base_model})")
+                spec = anchor.spec or {}
+                return GeminiProvider(f"base ({anchor.base_model})", anchor.base_model, vertexai=True,
+                                      project=spec.get("project"), location=spec.get("location"), base_url=self.base_url)
+            return self._local(resolve(anchor.base_model), name=f"base ({anchor.base_model})")
         if ref.startswith("gemini:"):
             return GeminiProvider(ref, ref.split(":", 1)[1], base_url=self.base_url, api_key=self.api_key)
         if ref.startswith("openai:"):
             return OpenAIProvider(ref, ref.split(":", 1)[1], base_url=self.base_url, api_key=self.api_key)
-        model = self.registry_model(ref)
-        if model is not None:
-            return self._registered(ref, model)
-        return self._local(ref, name=ref)
+        return self._local(resolve(ref), name=ref)
 
-    def _registered(self, ref: str, model) -> Provider:
-        spec = model.spec or {}
-        if model.remote_endpoint:
-            return GeminiProvider(ref, model.remote_endpoint, vertexai=True, project=spec.get("project"),
-                                  location=spec.get("location"), base_url=self.base_url)
-        if model.adapter_path:
-            weights = self._weights_for(model.base_model)
-            weights.add_adapter(model.id, model.adapter_path)
-            return LocalProvider(ref, weights, adapter=model.id, batch_size=self.batch_size)
-        if model.merged_path:
-            return self._local(model.merged_path, name=ref)
-        raise BadInputError(f"model {model.id} has neither weights nor an endpoint to evaluate")
+    def _local(self, model: ResolvedModel, name: str) -> Provider:
+        if model.remote is not None:
+            return GeminiProvider(name, model.remote.endpoint, vertexai=True, project=model.remote.project,
+                                  location=model.remote.location, base_url=self.base_url)
+        weights = self._weights_for(model.local.base)
+        adapter = None
+        if model.local.adapter_path:
+            adapter = model.version.id
+            weights.add_adapter(adapter, model.local.adapter_path)
+        return LocalProvider(name, weights, adapter=adapter, batch_size=self.batch_size)
 
-    def _gemini_base(self, anchor) -> Provider:
-        spec = anchor.spec or {}
-        return GeminiProvider(f"base ({anchor.base_model})", anchor.base_model, vertexai=True,
-                              project=spec.get("project"), location=spec.get("location"), base_url=self.base_url)
-
-    def _local(self, source: str, name: str) -> Provider:
-        _check_local(source)
-        return LocalProvider(name, self._weights_for(source), batch_size=self.batch_size)
-
-    def _weights_for(self, source: str) -> LocalWeights:
+    def _weights_for(self, source: str) -> LoadedBase:
         if source not in self._weights:
-            self._weights[source] = LocalWeights(source)
+            self._weights[source] = LoadedBase(source)
         return self._weights[source]
-
-
-def _check_local(source: str) -> None:
-    """A catalog name, a model folder, or a Hugging Face id in the local cache; else bad input."""
-    from ..models.catalog import CATALOG
-    from ..models.loading import resolve_model
-
-    if source in CATALOG:
-        return
-    resolved = resolve_model(source)  # BadInputError for a path that is not a model folder
-    if isinstance(resolved, Path):
-        return
-    from huggingface_hub import try_to_load_from_cache
-
-    if not isinstance(try_to_load_from_cache(resolved, "config.json"), str):
-        raise BadInputError(
-            f"unknown model {source!r}: not in the registry, not a folder, not a catalog model, "
-            "not in the local Hugging Face cache",
-            "`tunesmith models list` shows registered models; gemini:MODEL and openai:MODEL name remote ones",
-        )
 

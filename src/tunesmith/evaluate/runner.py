@@ -192,7 +192,7 @@ def evaluate(model: str, baseline: str | None = "base", data: str | Path | None 
              resamples: int = stats.RESAMPLES, seed: int = stats.SEED, progress: Progress | None = None) -> EvalResult:
     """Evaluate `model` against `baseline` ("base": its base model; None: no comparison)."""
     from ..store.queries import new_id, record_eval_run
-    from ..store.db import tunesmith_home
+    from ..paths import tunesmith_home
 
     resolver = Resolver(base_url=base_url, api_key=api_key, batch_size=batch_size)
     anchor = resolver.registry_model(model)
@@ -256,7 +256,7 @@ def compare(models: list[str], data: str | Path | None = None, split: str | None
     """Several models on the same examples, ranked by the first headline metric; each is
     compared with the best (difference, interval, p). "base" means the first registered
     model's base. Writes results.jsonl and summary.json to $TUNESMITH_HOME/evals/<id>/."""
-    from ..store.db import tunesmith_home
+    from ..paths import tunesmith_home
     from ..store.queries import new_id
 
     if len(models) < 2:

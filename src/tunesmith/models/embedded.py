@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import TunesmithError
+from ..paths import cache_dir
 from .catalog import CATALOG, BaseModelEntry
 
 # Weights are saved in float32, exactly as the GGUF file de-quantizes to, so the cached model
@@ -24,14 +25,6 @@ from .catalog import CATALOG, BaseModelEntry
 # float32 model, the dtype CPU training needs. bfloat16 would halve the cache (273 MB
 # instead of 542 MB) but move logits by up to 0.3 and flip 0.5 % of greedy next tokens.
 SAVED_DTYPE = "float32"
-
-
-def cache_dir() -> Path:
-    """$TUNESMITH_CACHE, else $XDG_CACHE_HOME/tunesmith, else ~/.cache/tunesmith."""
-    if os.environ.get("TUNESMITH_CACHE"):
-        return Path(os.environ["TUNESMITH_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "tunesmith"
 
 
 def entry(name: str) -> BaseModelEntry:

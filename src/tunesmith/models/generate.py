@@ -1,14 +1,15 @@
 """Greedy generation for evaluation: many prompts at once, the way the model was trained.
 
-- Prompts are rendered by the model's own chat template exactly as training renders the
-  text before a model turn (`train/tokenize.py`): the conversation up to its last model
-  turn, with the generation prompt ("<|im_start|>assistant\\n" for SmolLM2).
+- Prompts are rendered by the one chat renderer (models/chat.py) exactly as training renders
+  the text before a model turn: the conversation up to its last model turn, with the
+  generation prompt ("<|im_start|>assistant\\n" for SmolLM2).
 - Batched: prompts are sorted by length, so a batch holds prompts of similar length and
   left padding adds little; padding sits on the left so every row's next token comes at
   the same position, and the attention mask hides it. The KV cache makes each new token
   cost one forward step over one position.
 - Greedy (no sampling) and stopped at the end-of-turn token, the one training taught the
-  model to emit after its answer; the answer is the text before it.
+  model to emit after its answer (`chat.stop_token_ids`, where serving stops too); the
+  answer is the text before it.
 
 Greedy decoding is deterministic for a given batch; a prompt padded in a batch can still
 differ from the same prompt alone in the last bits of a logit, which flips a near-tie now
@@ -19,44 +20,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..data.example import Example
-from ..errors import TunesmithError
+from .chat import left_padded, pad_token_id, stop_token_ids
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 DEFAULT_BATCH_SIZE = 16  # a 135M model on a CPU: a step over 16 rows costs little more than over one
-
-
-def prompt_messages(example: Example) -> list[dict[str, str]]:
-    """The chat messages before the example's last model turn (all of it when it has none)."""
-    from ..train.tokenize import chat_messages
-
-    last = example.last_model_index()
-    kept = Example(turns=example.turns if last is None else example.turns[:last], system=example.system, id=example.id)
-    return chat_messages(kept)
-
-
-def render_prompt(example: Example, tokenizer: PreTrainedTokenizerBase) -> str:
-    """The text the model reads before it answers, as training renders it."""
-    return tokenizer.apply_chat_template(prompt_messages(example), tokenize=False, add_generation_prompt=True)
-
-
-def end_of_turn_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """The token the chat template writes right after a model turn (what training teaches the
-    model to emit), and the end-of-sequence token."""
-    messages = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
-    before = tokenizer.apply_chat_template(messages[:1], tokenize=False, add_generation_prompt=True)
-    whole = tokenizer.apply_chat_template(messages, tokenize=False)
-    ids = []
-    if whole.startswith(before + "b"):
-        after = tokenizer(whole[len(before) + 1 :], add_special_tokens=False)["input_ids"]
-        ids += after[:1]
-    if tokenizer.eos_token_id is not None:
-        ids.append(tokenizer.eos_token_id)
-    if not ids:
-        raise TunesmithError("cannot tell where the model's turn ends: its tokenizer has no end-of-turn token")
-    return list(dict.fromkeys(ids))
 
 
 def generate_greedy(
@@ -72,8 +41,8 @@ def generate_greedy(
 
     if max_new_tokens < 1 or batch_size < 1:
         raise ValueError("max_new_tokens and batch_size must be at least 1")
-    stop_ids = end_of_turn_ids(tokenizer)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
+    stop_ids = stop_token_ids(tokenizer, model.generation_config)
+    pad_id = pad_token_id(tokenizer, model.generation_config)
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop_ids,
                               pad_token_id=pad_id, use_cache=True)
     # The template wrote every special token the model expects: the tokenizer adds none.
@@ -85,25 +54,12 @@ def generate_greedy(
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            input_ids, attention_mask = _left_padded([encoded[i] for i in rows], pad_id)
+            input_ids, attention_mask = left_padded([encoded[i] for i in rows], pad_id)
             out = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
                                  generation_config=config)
             for row, sequence in zip(rows, out[:, input_ids.shape[1] :].tolist()):
                 answers[row] = _answer(sequence, stop_ids, tokenizer)
     return answers
-
-
-def _left_padded(sequences: list[list[int]], pad_id: int):
-    import torch
-
-    width = max(len(s) for s in sequences)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, ids in enumerate(sequences):
-        if ids:
-            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention_mask[row, width - len(ids) :] = 1
-    return input_ids, attention_mask
 
 
 def _answer(new_tokens: list[int], stop_ids: list[int], tokenizer: PreTrainedTokenizerBase) -> str:

@@ -2,13 +2,13 @@
 
 Self-hosted: the run's hours times the GPU's hourly price (plan/hardware/*.yaml). Managed:
 training tokens (dataset tokens x epochs) times the target's price per million
-(plan/targets/vertex/*.yaml). Electricity, storage, egress and people's time are not counted."""
+(targets/vertex/*.yaml). Electricity, storage, egress and people's time are not counted."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel
 
-from .targets import Target, load_target, target_names
+from ..targets import Target, load_target, target_names
 
 # A purchased GPU is written off over three years, the usual depreciation period for servers.
 AMORTIZATION_MONTHS = 36

@@ -1,4 +1,5 @@
-"""Hardware to train on: GPUs as data files (plan/hardware/*.yaml), and this machine, measured.
+"""Hardware to train on: GPUs as data files (plan/hardware/*.yaml), and this machine, measured
+(by the probes of tunesmith.hardware).
 
 A GPU file holds its memory, its dense peak for the precision it trains in, an assumed
 utilization and its prices, each price with its date and source. "this-machine" is measured:
@@ -18,14 +19,14 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import BadInputError
 from ..fileio import atomic_write_text
+from ..hardware import cpu_has_bf16, matmul_peak_tflops
+from ..paths import cache_dir
 
 THIS_MACHINE = "this-machine"
 PROBE_MAX_AGE_S = 30 * 24 * 3600  # re-measure monthly: the probe is cheap, hardware rarely changes
 # Share of the matmul peak a CPU training step reaches: attention, norms, the optimizer and Python
 # overhead run far below peak. Assumed; bench/train_throughput.py prints the share this machine reaches.
 CPU_UTILIZATION = 0.3
-PROBE_SIZE = 2048  # square matrices: large enough to reach the peak, small enough to take ~2 s
-PROBE_REPEATS = 10
 
 
 class Price(BaseModel):
@@ -82,8 +83,6 @@ def resolve_hardware(name: str) -> list[Hardware]:
 
 def this_machine(refresh: bool = False) -> Hardware:
     """This machine's accelerator (CUDA GPU 0) or CPU, from the cached probe or a new one."""
-    from ..models.embedded import cache_dir
-
     path = cache_dir() / "machine.json"
     if not refresh and path.is_file():
         try:
@@ -107,33 +106,8 @@ def _probe() -> Hardware:
         return Hardware(name=THIS_MACHINE, label=f"this machine: {props.name}", memory_gib=props.total_memory / 2**30,
                         peak_tflops=matmul_peak_tflops(dtype, "cuda"), precision=str(dtype).removeprefix("torch."),
                         utilization=gpus()["a100-80gb"].utilization, measured_at=time.time())
-    from ..train.backends.local import cpu_has_bf16
-
     dtype = torch.bfloat16 if cpu_has_bf16() else torch.float32
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return Hardware(name=THIS_MACHINE, label=f"this machine: CPU, {os.cpu_count()} cores", kind="cpu",
                     memory_gib=memory_gib, peak_tflops=matmul_peak_tflops(dtype, "cpu"),
                     precision=str(dtype).removeprefix("torch."), utilization=CPU_UTILIZATION, measured_at=time.time())
-
-
-def matmul_peak_tflops(dtype, device: str = "cpu") -> float:
-    """The rate of large square matrix products: the ceiling any training step runs under."""
-    import torch
-
-    a = torch.randn(PROBE_SIZE, PROBE_SIZE, dtype=dtype, device=device)
-    b = torch.randn(PROBE_SIZE, PROBE_SIZE, dtype=dtype, device=device)
-    for _ in range(2):  # warm-up: thread pools, kernels
-        a @ b
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(PROBE_REPEATS):
-        a @ b
-    _sync(device)
-    return 2 * PROBE_SIZE**3 * PROBE_REPEATS / (time.perf_counter() - start) / 1e12
-
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        import torch
-
-        torch.cuda.synchronize()

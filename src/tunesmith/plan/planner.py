@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from ..errors import BadInputError
+from ..hardware import resolve_precision
 from . import architectures, workload as workloads
 from .cost import BreakEven, break_even, managed_cost_usd, managed_targets, rented_cost_usd
 from .hardware import THIS_MACHINE, Hardware, resolve_hardware
@@ -212,19 +213,16 @@ def plan_local_run(spec, longest_tokens: int, trained_tokens_per_example: float 
     """How the local recipe (train/backends/local.py) will run `spec` on this machine: fp32
     weights with autocast, and gradient checkpointing as the spec says or, for `auto`, only where
     the run would not fit without it (recomputing the forward pass costs about a third more)."""
-    from ..train.accelerate import launches
-    from ..train.backends.local import resolve_precision
-
     machine = resolve_hardware(THIS_MACHINE)[0]
     arch = architectures.resolve(spec.base_model)
 
     def estimate(checkpointing: bool) -> MemoryEstimate:
         return estimate_memory(arch, Setup(
             method=spec.method, device="cpu" if machine.kind == "cpu" else "gpu", weights="fp32",
-            precision=resolve_precision(spec), seq_len=min(spec.max_seq_length, longest_tokens),
+            precision=resolve_precision(spec.precision), seq_len=min(spec.max_seq_length, longest_tokens),
             batch_size=spec.batch_size, gradient_accumulation=spec.gradient_accumulation,
             gradient_checkpointing=checkpointing, lora_rank=spec.lora.rank, lora_targets=spec.lora.target_modules,
-            lora_dropout=spec.lora.dropout > 0, frozen_projections_in_bf16=not launches(spec),
+            lora_dropout=spec.lora.dropout > 0, frozen_projections_in_bf16=not spec.launches,
             trained_tokens_per_example=trained_tokens_per_example))
 
     def planned(checkpointing: bool, why: str, memory: MemoryEstimate | None = None) -> LocalRunPlan:

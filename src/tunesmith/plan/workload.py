@@ -10,7 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.dataset import load_dataset
+from ..data.tokens import count_tokens, counter_for, estimate_counter
 from ..errors import BadInputError
+from ..models.chat import encode_dataset
+from ..models.loading import load_tokenizer
+from ..targets import load_target, target_names
 
 # Without data: the guide's recommended minimum of 1,000 examples, each as long as --seq-len
 # allows (an upper bound on the tokens, so time and cost are not understated).
@@ -39,8 +44,6 @@ def assumed(seq_len: int) -> Workload:
 def count(data: Path, base_model: str | None, max_seq_length: int, exact: bool = False) -> Workload:
     """The train split of a prepared folder, each example cut to `max_seq_length` tokens.
     `base_model` None counts as Gemini does offline: about four characters a token."""
-    from ..data.dataset import load_dataset
-
     if not (Path(data) / "manifest.json").is_file():
         raise BadInputError(f"{data} is not a prepared dataset (no manifest.json)", "make one with `tunesmith data prepare`")
     train = load_dataset([data]).split("train")
@@ -48,9 +51,6 @@ def count(data: Path, base_model: str | None, max_seq_length: int, exact: bool =
         raise BadInputError(f"{data} has no examples in its train split")
     if exact and base_model:
         return _exact(train, base_model, max_seq_length)
-    from ..data.tokens import count_tokens, counter_for, estimate_counter
-    from .targets import load_target, target_names
-
     local = f"local/{base_model}"
     counter = counter_for(load_target(local)) if base_model and local in target_names() else estimate_counter()
     counts = count_tokens(train, counter)
@@ -62,9 +62,6 @@ def count(data: Path, base_model: str | None, max_seq_length: int, exact: bool =
 
 
 def _exact(train, base_model: str, max_seq_length: int) -> Workload:
-    from ..models.loading import load_tokenizer
-    from ..train.tokenize import encode_dataset
-
     encoded = [e for e in encode_dataset(train, load_tokenizer(base_model), max_seq_length) if not e.nothing_to_train]
     if not encoded:
         raise BadInputError("no example has a trained token left after truncation", "raise max_seq_length")

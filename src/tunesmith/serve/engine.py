@@ -11,8 +11,9 @@ at its `max_tokens`; finished rows leave the batch so the rest decode faster.
 Each request gets a `Generation`: the event loop awaits its events, text deltas as they
 are decoded (text that may be the start of a stop sequence is held back), then the result.
 
-The prompt is rendered as training renders it (`train.tokenize.chat_messages` and the
-chat template, with the generation prompt added), so a tuned model sees what it learned.
+The prompt is rendered, padded and stopped by the one chat renderer (models/chat.py), as
+training renders it and evaluation generates, so a tuned model sees what it learned and
+stops where evaluation stops.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..data.example import Example, Turn
+from ..errors import TunesmithError
+from ..models.chat import left_padded, pad_token_id, render_prompt, stop_token_ids
 from .errors import ApiError
 from .metrics import BATCH_SIZE_BUCKETS
 from .models import ModelPool, ServedModel
@@ -195,16 +198,11 @@ class Engine:
         device = model.device
         # Left padding: every row's last prompt token sits in the last column, so one
         # forward step extends every row. Positions count real tokens only.
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for i, ids in enumerate(prompts):
-            input_ids[i, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-            mask[i, width - len(ids):] = 1
+        input_ids, mask = left_padded(prompts, pad_token_id(tokenizer, model.generation_config))
         input_ids, mask = input_ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         rows = [_Row(r, len(p), _generator(r.sampling.seed)) for r, p in zip(requests, prompts)]
-        end_ids = _end_of_turn_ids(model, tokenizer)
+        end_ids = set(stop_token_ids(tokenizer, model.generation_config))
         cache = DynamicCache(config=model.config)
         logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
                        use_cache=True, logits_to_keep=1).logits[:, -1, :]
@@ -262,15 +260,10 @@ class Engine:
 
 
 def _encode(request: _Request, tokenizer: Any, model_config: Any) -> list[int]:
-    from jinja2 import TemplateError
-
-    from ..train.tokenize import chat_messages
-
-    messages = chat_messages(Example(turns=request.turns, system=request.system))
     try:
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    except TemplateError as exc:
-        raise ApiError(400, f"the model's chat template cannot render these messages: {exc}") from None
+        text = render_prompt(Example(turns=request.turns, system=request.system), tokenizer)
+    except TunesmithError as exc:
+        raise ApiError(400, exc.message) from None
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     context = getattr(model_config, "max_position_embeddings", None)
     if context and len(ids) + request.sampling.max_tokens > context:
@@ -303,13 +296,6 @@ def _sample(logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
             probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
         chosen[i] = torch.multinomial(probs, 1, generator=row.generator)[0]
     return chosen
-
-
-def _end_of_turn_ids(model: Any, tokenizer: Any) -> set[int]:
-    ids = {tokenizer.eos_token_id}
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids.update(configured if isinstance(configured, list) else [configured])
-    return {i for i in ids if i is not None}
 
 
 def _held_back(text: str, stops: tuple[str, ...]) -> int:

@@ -1,7 +1,7 @@
 """Which models a server answers for, and the pool that keeps their weights loaded.
 
 A served name is a registry id, a registry alias, or a base model (a catalog name, a local
-folder or a Hugging Face id). A model tuned on Vertex AI has no weights here: it is served
+folder or a Hugging Face id), resolved by the registry's one resolver. A model tuned on Vertex AI has no weights here: it is served
 by forwarding its requests to its endpoint (proxy.py), and the pool never sees it. Adapters on one base share its weights: the base is loaded
 once, on first use; each adapter is added to it with PEFT's `load_adapter` on first use and
 picked per batch with `set_adapter` (base requests run inside `disable_adapter()`). When
@@ -18,24 +18,19 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadInputError, TunesmithError
+from ..hardware import serving_dtype
+from ..models.catalog import DEFAULT_BASE_MODEL
+from ..models.loading import load_model, load_tokenizer
+from ..registry.resolver import RemoteEndpoint, ResolvedModel, registered_target, resolve
+from ..store.queries import list_models
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from .metrics import Metrics
-
-
-@dataclass(frozen=True)
-class RemoteEndpoint:
-    """A tuned model's Vertex AI endpoint: its resource name, and where the client calls it."""
-
-    endpoint: str  # projects/P/locations/L/endpoints/N
-    project: str | None = None  # None: GOOGLE_CLOUD_PROJECT
-    location: str | None = None  # None: GOOGLE_CLOUD_LOCATION
 
 
 @dataclass(frozen=True)
@@ -51,70 +46,47 @@ class ServedModel:
 
 
 def resolve_model_name(name: str) -> ServedModel:
-    """A registry id, alias or id prefix, else a base model. Raises BadInputError for
-    neither, or for a registered model without weights on this machine."""
-    from ..models.catalog import CATALOG
-    from ..models.loading import resolve_model
-    from ..store.queries import get_model
-
-    try:
-        version = get_model(name)
-    except BadInputError:
-        if name not in CATALOG:  # a catalog model is converted on first use, not here
-            resolve_model(name)  # raises for a folder that is not there
-        return ServedModel(name=name, names=(name,), base=name)
-    return served_version(version)
+    """A registry id, alias or id prefix, else a base model (registry/resolver.py). Raises
+    BadInputError for neither, or for a registered model without weights on this machine."""
+    return served(resolve(name))
 
 
-def served_version(version: Any) -> ServedModel:
+def served(model: ResolvedModel) -> ServedModel:
+    version = model.version
+    if version is None:
+        return ServedModel(name=model.ref, names=(model.ref,), base=model.ref)
     names = tuple(n for n in (version.name, version.id) if n)
     common = dict(name=names[0], names=names, model_id=version.id, base_model=version.base_model,
                   created_at=int(version.created_at.timestamp()))
-    for path in (version.merged_path, version.adapter_path):
-        if path and not Path(path).is_dir():
-            raise BadInputError(f"model {version.id}: its weights are not on this machine ({path})",
-                                "serve it where it was trained, or copy the folder there")
-    if version.merged_path:
-        return ServedModel(base=version.merged_path, **common)
-    if version.adapter_path:
-        return ServedModel(base=version.base_model, adapter_path=version.adapter_path, **common)
-    if version.remote_endpoint:
-        spec = version.spec or {}
-        remote = RemoteEndpoint(version.remote_endpoint, spec.get("project"), spec.get("location"))
-        return ServedModel(base=version.base_model, remote=remote, **common)
-    if version.remote_model:
-        raise BadInputError(f"model {version.id} is tuned on Vertex AI but has no endpoint recorded",
-                            "deploy it to an endpoint and register the endpoint's resource name")
-    raise BadInputError(f"model {version.id} has no weights recorded", "train it again or register its weights")
+    if model.remote is not None:
+        return ServedModel(base=version.base_model, remote=model.remote, **common)
+    return ServedModel(base=model.local.base, adapter_path=model.local.adapter_path, **common)
 
 
 def default_models() -> tuple[list[ServedModel], list[str]]:
     """With no names given: the embedded base model and every registered model with weights
     on this machine or an endpoint on Vertex AI; and why each other registered model was left out."""
-    from ..models.catalog import DEFAULT_BASE_MODEL
-    from ..store.queries import list_models
-
-    served = [ServedModel(name=DEFAULT_BASE_MODEL, names=(DEFAULT_BASE_MODEL,), base=DEFAULT_BASE_MODEL)]
+    models = [ServedModel(name=DEFAULT_BASE_MODEL, names=(DEFAULT_BASE_MODEL,), base=DEFAULT_BASE_MODEL)]
     skipped = []
     for version in list_models(limit=1000):
         try:
-            served.append(served_version(version))
+            models.append(served(ResolvedModel(version.id, registered_target(version), version)))
         except BadInputError as exc:
             skipped.append(exc.message)
-    return served, skipped
+    return models, skipped
 
 
 def resolve_models(names: list[str]) -> tuple[list[ServedModel], list[str]]:
     """The models to serve, and the registered models left out (only with no names given)."""
     if not names:
         return default_models()
-    served = [resolve_model_name(name) for name in names]
+    models = [resolve_model_name(name) for name in names]
     taken: dict[str, str] = {}
-    for model in served:
+    for model in models:
         for name in model.names:
             if taken.setdefault(name, model.name) != model.name:
                 raise BadInputError(f"the name {name!r} is given twice")
-    return served, []
+    return models, []
 
 
 @dataclass
@@ -161,8 +133,6 @@ class ModelPool:
         if name in self._bases:
             self._bases.move_to_end(name)
             return self._bases[name]
-        from ..models.loading import load_model, load_tokenizer
-
         model = load_model(name, dtype=self.dtype, device=self.device).eval()
         base = _Base(model, load_tokenizer(name), _parameter_bytes(model.parameters()))
         self._bases[name] = base
@@ -242,8 +212,5 @@ def _device_and_dtype(device: str, dtype: str) -> tuple[str, str]:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if dtype == "auto":
-        from ..train.backends.local import cpu_has_bf16
-
-        native_bf16 = torch.cuda.is_bf16_supported() if device.startswith("cuda") else cpu_has_bf16()
-        dtype = "bfloat16" if native_bf16 else "float32"
+        dtype = serving_dtype(device)
     return device, dtype

@@ -19,6 +19,7 @@ from contextlib import aclosing
 from typing import Any
 
 from ..data.example import Example, Turn
+from ..models.gemini import cloud_error, genai_client, genai_contents
 from .engine import Generation, Result, Sampling
 from .errors import ApiError
 from .models import RemoteEndpoint
@@ -46,15 +47,11 @@ class Proxy:
     def _client(self, remote: RemoteEndpoint) -> Any:
         key = (remote.project, remote.location)
         if key not in self._clients:
-            from ..train.backends.vertex import genai_client
-
             self._clients[key] = genai_client(remote.project, remote.location)
         return self._clients[key]
 
     async def _forward(self, remote: RemoteEndpoint, system: str | None, turns: list[Turn], sampling: Sampling,
                        stream: bool, generation: Generation) -> None:
-        from ..train.backends.vertex import genai_contents
-
         try:
             models = self._client(remote).aio.models
             request = dict(model=remote.endpoint, contents=genai_contents(Example(turns=turns, system=system)),
@@ -91,8 +88,6 @@ def generation_config(system: str | None, sampling: Sampling) -> Any:
 
 def remote_error(exc: Exception, endpoint: str) -> Exception:
     """A 502 for a failure of Vertex AI or of the way to it; anything else as it is (a bug: 500)."""
-    from ..train.backends._google import cloud_error
-
     error = cloud_error(exc, f"the tuned endpoint {endpoint}")
     return exc if error is None else ApiError(502, error.message)
 

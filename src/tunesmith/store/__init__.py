@@ -16,6 +16,7 @@ from .queries import (
     get_dataset_version,
     get_eval_run,
     get_job,
+    JobStateError,
     get_model,
     job_events,
     job_metrics,
@@ -27,8 +28,9 @@ from .queries import (
     record_dataset_version,
     record_eval_run,
     register_model,
+    set_job_fields,
     set_model_stage,
-    update_job,
+    transition_job,
 )
 from .schema import (
     FINISHED_JOB_STATUSES,
@@ -47,6 +49,7 @@ from .schema import (
 )
 
 __all__ = [
+    "JobStateError",
     "FINISHED_JOB_STATUSES",
     "JOB_BACKENDS",
     "JOB_STATUSES",
@@ -84,5 +87,6 @@ __all__ = [
     "session_scope",
     "set_model_stage",
     "tunesmith_home",
-    "update_job",
+    "set_job_fields",
+    "transition_job",
 ]

@@ -12,7 +12,6 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
@@ -20,6 +19,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..errors import TunesmithError
+from ..paths import tunesmith_home
 from .migrations import apply_migrations
 
 # How long a writer waits for another process's write to finish before giving up.
@@ -28,13 +28,6 @@ BUSY_TIMEOUT_S = 30
 
 _engines: dict[tuple[int, str], Engine] = {}
 _engines_lock = threading.Lock()
-
-
-def tunesmith_home() -> Path:
-    """$TUNESMITH_HOME, else ./.tunesmith (like .git), made absolute and created."""
-    home = Path(os.environ.get("TUNESMITH_HOME") or ".tunesmith").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    return home
 
 
 def database_url() -> str:

@@ -19,12 +19,13 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..errors import BadInputError
+from ..errors import BadInputError, TunesmithError
 from .db import session_scope
 from .schema import (
     FINISHED_JOB_STATUSES,
     JOB_BACKENDS,
     JOB_STATUSES,
+    JOB_TRANSITIONS,
     METRIC_COLUMNS,
     MODEL_STAGES,
     Base,
@@ -41,8 +42,9 @@ from .schema import (
 
 Record = TypeVar("Record", Job, ModelVersion)
 
-# Columns update_job may set: all but the identity and the two times it keeps itself.
-_JOB_FIELDS = frozenset(Job.__table__.columns.keys()) - {"id", "created_at", "updated_at"}
+# What may change on a job besides its status: where it runs and how the remote side sees it.
+# The status (with stop_reason, error and the start and end times) changes through transition_job only.
+JOB_FIELDS = frozenset({"run_dir", "pid", "remote_name", "remote_state"})
 _AMBIGUOUS_SHOWN = 5  # ids listed when a prefix matches several rows
 
 
@@ -104,35 +106,55 @@ def create_job(backend: str, spec: dict[str, Any], run_dir: str | Path, base_mod
         return job
 
 
-def update_job(job_id: str, *, session: Session | None = None, **fields: Any) -> Job:
-    """Set `fields` on the job and touch `updated_at`.
+class JobStateError(TunesmithError):
+    """A job was asked to move where its life cycle does not go (succeeded -> running, say)."""
 
-    A status change also adds a "status" event, and stamps `started_at` (on "running")
-    or `ended_at` (on a finished status) unless `fields` sets them.
-    """
-    unknown = set(fields) - _JOB_FIELDS
-    if unknown:
-        raise TypeError(f"update_job() got fields that jobs do not have or may not change: {sorted(unknown)}")
-    if "status" in fields:
-        _check_choice("job status", fields["status"], JOB_STATUSES)
-    if "backend" in fields:
-        _check_choice("backend", fields["backend"], JOB_BACKENDS)
+
+def transition_job(job_id: str, status: str, *, stop_reason: str | None = None, error: str | None = None,
+                   session: Session | None = None, **fields: Any) -> Job:
+    """Move the job to `status`, checked against JOB_TRANSITIONS, with a "status" event; stamp
+    `started_at` on "running" and `ended_at` on a finished status. `stop_reason` and `error` are
+    the new status's (cleared when not given); `fields` as in `set_job_fields`."""
+    _check_choice("job status", status, JOB_STATUSES)
+    _check_job_fields(fields)
     with _using(session) as s:
         job = _get_job_row(s, job_id)
         old_status, now = job.status, utc_now()
+        if status not in JOB_TRANSITIONS[old_status]:
+            raise JobStateError(f"job {job.id} cannot go from {old_status} to {status}",
+                                "queued -> running -> succeeded | failed | cancelled; failed or cancelled -> queued")
         for name, value in fields.items():
             setattr(job, name, value)
-        job.updated_at = now  # explicit: an update that changes nothing still counts as a sign of life
-        if job.status != old_status:
-            if job.status == "running" and "started_at" not in fields:
-                job.started_at = now
-            if job.status in FINISHED_JOB_STATUSES and "ended_at" not in fields:
-                job.ended_at = now
-            message = f"{old_status} → {job.status}" + (f" ({job.stop_reason})" if job.stop_reason else "")
-            s.add(JobEvent(job_id=job.id, time=now, kind="status", message=message,
-                           data={"from": old_status, "to": job.status, "stop_reason": job.stop_reason}))
+        job.status, job.stop_reason, job.error, job.updated_at = status, stop_reason, error, now
+        if status == "running":
+            job.started_at = now
+        if status in FINISHED_JOB_STATUSES:
+            job.ended_at = now
+        message = f"{old_status} → {status}" + (f" ({stop_reason})" if stop_reason else "")
+        s.add(JobEvent(job_id=job.id, time=now, kind="status", message=message,
+                       data={"from": old_status, "to": status, "stop_reason": stop_reason}))
         s.flush()
         return job
+
+
+def set_job_fields(job_id: str, *, session: Session | None = None, **fields: Any) -> Job:
+    """Set fields that are not the status (run_dir, pid, remote_name, remote_state) and touch
+    `updated_at`: a write that changes nothing still counts as a sign of life."""
+    _check_job_fields(fields)
+    with _using(session) as s:
+        job = _get_job_row(s, job_id)
+        for name, value in fields.items():
+            setattr(job, name, value)
+        job.updated_at = utc_now()
+        s.flush()
+        return job
+
+
+def _check_job_fields(fields: dict[str, Any]) -> None:
+    unknown = set(fields) - JOB_FIELDS
+    if unknown:
+        raise TypeError(f"jobs cannot have {sorted(unknown)} set directly: the status, its stop_reason and error "
+                        "change through transition_job; other fields are set by the store itself")
 
 
 def add_event(job_id: str, kind: str, message: str, data: dict[str, Any] | None = None, *,
@@ -243,6 +265,11 @@ def _get_model_row(s: Session, text: str) -> ModelVersion:
     if named is not None:
         return named  # names may not start with "mv-", so a name never hides an id
     return _by_id_or_prefix(s, ModelVersion, text, "model version", "`tunesmith models list` shows the models")
+
+
+def model_name_taken(name: str, *, session: Session | None = None) -> bool:
+    with _using(session) as s:
+        return s.scalars(select(ModelVersion.id).where(ModelVersion.name == name)).first() is not None
 
 
 def _check_name_free(s: Session, name: str) -> None:

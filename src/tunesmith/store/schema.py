@@ -22,6 +22,15 @@ from sqlalchemy.types import TypeDecorator
 JOB_BACKENDS = ("local", "vertex")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED_JOB_STATUSES = ("succeeded", "failed", "cancelled")
+# The job life cycle: queued -> running -> succeeded | failed | cancelled, and back to queued to
+# resume a failed or cancelled job. A remote job may be seen finished before it was seen running.
+JOB_TRANSITIONS = {
+    "queued": ("running", "succeeded", "failed", "cancelled"),
+    "running": ("succeeded", "failed", "cancelled"),
+    "failed": ("queued",),
+    "cancelled": ("queued",),
+    "succeeded": (),
+}
 MODEL_STAGES = ("candidate", "staging", "production", "archived")
 
 JSONDict = dict[str, Any]

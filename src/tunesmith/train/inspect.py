@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..data.example import Example
-from .tokenize import TokenizedConversation, tokenize_conversations
+from ..models.chat import TokenizedConversation, tokenize_conversations
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

@@ -1,53 +1,74 @@
 """Jobs: a training run with a folder, a row in the store, and a life cycle.
 
-    queued -> running -> succeeded | failed | cancelled
+    queued -> running -> succeeded | failed | cancelled   (failed or cancelled -> queued: resume)
 
-A job runs in the foreground (`run_job`) or in a background process that outlives the
-command (`start_job(..., detach=True)`, which starts `python -m tunesmith.train.worker`).
-Its folder `$TUNESMITH_HOME/runs/<job-id>/` holds the resolved spec, the log,
-metrics.jsonl, checkpoints and the result. A job whose process died (a crash, `kill -9`)
-is marked failed the next time anyone looks, and `resume_job` continues it from its last
-checkpoint.
+This module is the one job runner. It creates jobs, drives their backend (train/backends/,
+one Protocol: check, start, follow, refresh, cancel), applies each `Update` the backend gives
+through the store's checked transitions, and registers the model a succeeded job leaves.
+Backends never write job rows or register models.
 
-A job on the managed path (`backend: vertex`, train/backends/vertex.py) runs at Vertex AI:
-this process uploads the data, creates the remote job and polls it; `--detach` returns once
-it exists, and `get_job` (`tunesmith jobs show`) polls it again. Its row keeps the remote job's
-name and state.
-
-A job on several processes (`processes: N` or an `accelerate_config` in its spec) runs
-under `accelerate launch` (train/accelerate/): foreground or detached, this process starts
-the launcher in a new session and records the launcher's pid; the launched ranks run
-`python -m tunesmith.train.worker JOB_ID --launched`, and rank 0 records everything."""
+A local job runs in the foreground (`run_job`) or in a background process that outlives the
+command (`start_job(..., detach=True)`, which starts `python -m tunesmith.train.worker`). Its
+folder `$TUNESMITH_HOME/runs/<job-id>/` holds the resolved spec, the log, metrics.jsonl,
+checkpoints and the result. A job whose process died (a crash, `kill -9`) is marked failed the
+next time anyone looks, and `resume_job` continues it from its last checkpoint. A managed job
+(`backend: vertex`) runs at Vertex AI; `get_job` polls it."""
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import signal
-import subprocess
-import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import yaml
 
 from ..errors import BadInputError, TunesmithError
 from ..fileio import atomic_write_text
+from ..paths import runs_dir
 from ..store import queries
-from ..store.db import tunesmith_home
-from . import accelerate as launch
-from .spec import TrainSpec
+from ..store.db import session_scope
+from ..store.schema import FINISHED_JOB_STATUSES
+from .backends import Backend, TrainedModel, Update, backend_for
+from .recorder import LOG_FILE, Display, Recorder
+from .spec import LocalSpec, TrainSpec, VertexSpec, parse_spec
 
 SPEC_FILE = "spec.yaml"
-LOG_FILE = "train.log"
-CANCEL_WAIT_S = 60
 
 
-def runs_dir() -> Path:
-    return tunesmith_home() / "runs"
+@dataclass
+class TrainResult:
+    """What `train` returns: the job, and the model it registered (None unless it succeeded)."""
+
+    job: Any
+    model: Any = None
+
+
+def train(spec: TrainSpec, *, detach: bool = False, display: Display | None = None,
+          confirm: Callable | None = None) -> TrainResult | None:
+    """Tune a model as `spec` says and register the result. `display` sees every event and
+    metric row; for a vertex spec `confirm` sees the cost estimate before anything is uploaded
+    and may decline (then there is no job: None). With `detach` it returns once the job runs
+    elsewhere (a background process, or Vertex AI)."""
+    job = start_job(spec, detach=detach, display=display, confirm=confirm)
+    return None if job is None else TrainResult(job, registered_model(job.id))
+
+
+def registered_model(job_id: str):
+    """The model a job registered, or None."""
+    event = next((e for e in reversed(queries.job_events(job_id)) if e.kind == "registered"), None)
+    return queries.get_model(event.data["model_id"]) if event else None
+
+
+def start_job(spec: TrainSpec, detach: bool = False, display: Display | None = None,
+              confirm: Callable | None = None):
+    """Create and run a job; None when the backend's check declined (nothing was created)."""
+    backend = backend_for(spec.backend)
+    if not backend.check(spec, display, confirm):  # before a job exists: what cannot run is bad usage
+        return None
+    job = create_job(spec)
+    return _drive(job, spec, backend, Recorder(job.id, job.run_dir, display), resume=False, detach=detach)
 
 
 def create_job(spec: TrainSpec):
@@ -63,249 +84,141 @@ def create_job(spec: TrainSpec):
     run_dir = runs_dir() / job.id
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / SPEC_FILE, yaml.safe_dump(resolved, sort_keys=False))
-    return queries.update_job(job.id, run_dir=str(run_dir))
+    return queries.set_job_fields(job.id, run_dir=str(run_dir))
 
 
-def start_job(spec: TrainSpec, detach: bool = False, display: Callable[[dict], None] | None = None,
-              confirm: Callable | None = None):
-    """Create and run a job. For a vertex spec, `confirm` sees the cost estimate before anything
-    is uploaded and may decline (then there is no job: None is returned)."""
-    if spec.backend == "vertex":
-        from .backends import vertex
-
-        return vertex.start(spec, detach=detach, display=display, confirm=confirm)
-    from .backends.local import check_hardware
-
-    check_hardware(spec)  # before a job exists: a run this machine cannot do is bad usage, not a failed job
-    if launch.launches(spec):
-        launch.check(spec)  # the accelerate config exists, deepspeed is installed, enough GPUs
-    job = create_job(spec)
-    if detach:
-        return spawn_worker(job.id)
-    return run_job(job.id, display=display)
-
-
-def spawn_worker(job_id: str, resume: bool = False):
-    """Run the job in a new process session, so it survives the terminal that started it."""
-    job = queries.get_job(job_id)
-    if launch.launches(job.spec):
-        _start_launcher(job, _read_spec(Path(job.run_dir)), resume)
-        return queries.get_job(job.id)
-    log = open(Path(job.run_dir) / LOG_FILE, "ab")
-    command = [sys.executable, "-m", "tunesmith.train.worker", job.id] + (["--resume"] if resume else [])
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    log.close()
-    return queries.update_job(job.id, pid=process.pid)
-
-
-def run_job(job_id: str, resume: bool = False, display: Callable[[dict], None] | None = None,
-            launched: bool = False):
-    """Run a job in this process, from start (or its last checkpoint) to a final status.
-
-    A multi-process job is launched and followed instead (`_run_launched`); `launched` says
-    this process is one of its ranks, started by `accelerate launch`."""
-    from .backends import local
+def run_job(job_id: str, resume: bool = False, display: Display | None = None, launched: bool = False):
+    """Run a local job in this process, from start (or its last checkpoint) to a final status.
+    `launched`: this process is one rank of a multi-process job, started by `accelerate launch`."""
+    from .backends.local import LocalBackend
 
     job = queries.get_job(job_id)
-    run_dir = Path(job.run_dir)
-    spec = _read_spec(run_dir)
-    if not launched and launch.launches(spec):
-        return _run_launched(job, spec, resume, display)
-    if launched and launch.rank() != 0:  # trains in step with rank 0 and records nothing; errors propagate
-        local.run(job.id, spec, run_dir, resume=resume)
+    spec = read_spec(Path(job.run_dir))
+    backend = LocalBackend(launched=launched)
+    if not backend.records:  # a rank other than 0 trains in step with rank 0 and records nothing
+        backend.train_silently(job, spec, resume)
         return job
-    logger = _file_logger(run_dir)
-    # A launched rank 0 keeps the launcher's pid in the row: that is the process to watch and to signal.
-    queries.update_job(job.id, status="running", stop_reason=None, error=None,
-                       **({} if launched else {"pid": os.getpid()}))
-    log_display = _logging_display(logger, display)
+    return _drive(job, spec, backend, Recorder(job.id, job.run_dir, display), resume=resume, detach=False)
+
+
+def read_spec(run_dir: Path) -> LocalSpec | VertexSpec:
+    return parse_spec(yaml.safe_load((run_dir / SPEC_FILE).read_text(encoding="utf-8")))
+
+
+def _drive(job, spec: TrainSpec, backend: Backend, recorder: Recorder, *, resume: bool, detach: bool):
+    """Start the job, then (unless detached) follow it to its end, applying every update."""
     try:
-        outcome = local.run(job.id, spec, run_dir, resume=resume, display=log_display)
+        for update in backend.start(job, spec, recorder, resume=resume, detach=detach):
+            job = _apply(job, update, recorder)
+        if not detach and job.status not in FINISHED_JOB_STATUSES:
+            for update in backend.follow(job, spec, recorder, resume=resume):
+                job = _apply(job, update, recorder)
     except TunesmithError as exc:
-        logger.error("%s", exc)
-        return queries.update_job(job.id, status="failed", stop_reason="error", error=str(exc), pid=None)
-    except Exception as exc:  # a bug or a library failure: keep the traceback in the log, the sentence in the store
-        logger.error("%s", traceback.format_exc())
-        return queries.update_job(job.id, status="failed", stop_reason="error", pid=None,
-                                  error=f"{type(exc).__name__}: {exc} (traceback in {run_dir / LOG_FILE})")
-    logger.info("%s: %s", outcome.stop_reason, outcome.message)
-    if outcome.stop_reason == "cancelled":
-        return queries.update_job(job.id, status="cancelled", stop_reason="cancelled", pid=None)
-    if outcome.weights_dir is None:
-        return queries.update_job(job.id, status="failed", stop_reason=outcome.stop_reason, error=outcome.message,
-                                  pid=None)
-    model = queries.register_model(
-        base_model=spec.base_model, method=spec.method, spec=spec.resolved(), job_id=job.id, name=spec.name,
-        adapter_path=str(outcome.weights_dir) if spec.method != "full" else None,
-        merged_path=str(outcome.weights_dir) if spec.method == "full" else None,
-        dataset_version=job.dataset_version, final_metrics=outcome.final_metrics, best_metrics=outcome.best_metrics,
-        stop_reason=outcome.stop_reason, lineage={"data": str(spec.data), "evidence": outcome.evidence or None},
-    )
-    queries.add_event(job.id, "registered", f"registered model {model.id}", {"model_id": model.id})
-    logger.info("registered model %s", model.id)
-    return queries.update_job(job.id, status="succeeded", stop_reason=outcome.stop_reason, pid=None)
+        recorder.event("error", exc.message)
+        job = _apply(job, Update("failed", "error", str(exc), {"pid": None}), recorder)
+    except Exception as exc:  # a bug or a library failure: the traceback in the log, a sentence in the store
+        recorder.log.error("%s", traceback.format_exc())
+        job = _apply(job, Update("failed", "error", f"{type(exc).__name__}: {exc} (traceback in "
+                                                    f"{Path(job.run_dir) / LOG_FILE})", {"pid": None}), recorder)
+    return queries.get_job(job.id)
 
 
-# --- several processes: `accelerate launch` (see train/accelerate/__init__.py) ---
-
-def _read_spec(run_dir: Path) -> TrainSpec:
-    return TrainSpec(**yaml.safe_load((run_dir / SPEC_FILE).read_text(encoding="utf-8")))
-
-
-def _start_launcher(job, spec: TrainSpec, resume: bool):
-    """Start `accelerate launch` for the job in a new session; the launcher's pid is the job's."""
-    process = launch.start(job.id, spec, Path(job.run_dir) / LOG_FILE, resume=resume)
-    queries.update_job(job.id, status="running", pid=process.pid, stop_reason=None, error=None)
-    queries.add_event(job.id, "launch", f"accelerate launch: {spec.processes} process(es), config "
-                      f"{launch.config_path(spec.accelerate_config).name}",
-                      {"command": launch.launch_command(job.id, spec, resume), "pid": process.pid})
-    return process
-
-
-def _run_launched(job, spec: TrainSpec, resume: bool, display: Callable[[dict], None] | None):
-    """A multi-process job in the foreground: launch it, show what rank 0 records, wait for the end.
-    Ctrl-C cancels it the way `tunesmith jobs cancel` does."""
-    follow = _follower(job.id, Path(job.run_dir), display)  # from here on: a resumed job's old rows are not replayed
-    process = _start_launcher(job, spec, resume)
-    try:
-        while process.poll() is None:
-            follow()
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        os.killpg(process.pid, signal.SIGTERM)  # every rank stops at the same step, checkpoints, rank 0 records
-        process.wait()
-    follow()
-    job = queries.get_job(job.id)
-    if job.status in ("queued", "running"):  # the ranks ended without rank 0 recording how
-        return queries.update_job(job.id, status="failed", stop_reason="error", pid=None,
-                                  error=f"the training processes exited (code {process.returncode}) without "
-                                        f"recording a result; see {Path(job.run_dir) / LOG_FILE}")
-    return job
+def _apply(job, update: Update, recorder: Recorder):
+    """Bring the job's row to `update`: the one place a job changes state and a model is registered."""
+    job = queries.get_job(job.id)  # another process (a `jobs show`, a cancel) may have moved it meanwhile
+    if job.status in FINISHED_JOB_STATUSES and update.status != "queued":
+        return job
+    if update.status == job.status:
+        return queries.set_job_fields(job.id, **update.fields) if update.fields else job
+    fields = {**update.fields, **({"pid": None} if update.status in FINISHED_JOB_STATUSES else {})}
+    if update.status != "succeeded":
+        if update.error:
+            recorder.log.info("%s: %s", update.stop_reason or update.status, update.error)
+        return queries.transition_job(job.id, update.status, stop_reason=update.stop_reason, error=update.error,
+                                      **fields)
+    with session_scope() as session:  # the state and the registration together, or neither
+        done = queries.transition_job(job.id, "succeeded", stop_reason=update.stop_reason, session=session, **fields)
+        model = _register(done, update.model, recorder, session)
+    recorder.event("registered", f"registered model {model.id}" + (f": endpoint {model.remote_endpoint}"
+                                                                    if model.remote_endpoint else ""),
+                   {"model_id": model.id, "remote_model": model.remote_model,
+                    "remote_endpoint": model.remote_endpoint})
+    return queries.get_job(job.id)
 
 
-def _follower(job_id: str, run_dir: Path, display: Callable[[dict], None] | None) -> Callable[[], None]:
-    """A function that passes the metric rows and events recorded since its last call (or its
-    creation) to `display`."""
-    metrics = run_dir / "metrics.jsonl"
-    position = metrics.stat().st_size if metrics.exists() else 0
-    last_event = max((e.id for e in queries.job_events(job_id)), default=0)
-
-    def follow() -> None:
-        nonlocal position, last_event
-        if display is None:
-            return
-        for event in queries.job_events(job_id, after_id=last_event):
-            last_event = event.id
-            display({"event": event.kind, "message": event.message})
-        if metrics.exists():
-            with open(metrics, "rb") as f:
-                f.seek(position)
-                chunk = f.read()
-            complete = chunk[:chunk.rfind(b"\n") + 1]  # a row being written is read next time
-            position += len(complete)
-            for line in complete.decode("utf-8").splitlines():
-                display(json.loads(line))
-
-    return follow
+def _register(job, trained: TrainedModel, recorder: Recorder, session):
+    """The model version of a succeeded job, with its lineage; without the alias when another
+    model took it while the job ran."""
+    fields = dict(base_model=job.base_model, method=job.method, spec=job.spec, job_id=job.id,
+                  adapter_path=trained.adapter_path, merged_path=trained.merged_path,
+                  remote_model=trained.remote_model, remote_endpoint=trained.remote_endpoint,
+                  dataset_version=job.dataset_version, final_metrics=trained.final_metrics,
+                  best_metrics=trained.best_metrics, stop_reason=job.stop_reason,
+                  lineage={"data": job.spec["data"], **trained.lineage})
+    name = job.spec.get("name")
+    if name and queries.model_name_taken(name, session=session):
+        recorder.event("warning", f"the name {name!r} was taken while the job ran; registered without a name")
+        name = None
+    return queries.register_model(name=name, session=session, **fields)
 
 
-def _file_logger(run_dir: Path) -> logging.Logger:
-    logger = logging.getLogger(f"tunesmith.job.{run_dir.name}")
-    if not logger.handlers:
-        handler = logging.FileHandler(run_dir / LOG_FILE, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-    return logger
-
-
-def _logging_display(logger: logging.Logger, display: Callable[[dict], None] | None) -> Callable[[dict], None]:
-    """Every metric row and event goes to the job's log; the terminal display gets them too."""
-
-    def show(row: dict) -> None:
-        if "event" in row:
-            logger.info("%s: %s", row["event"], row["message"])
-        else:
-            logger.info("step %s/%s epoch %.2f %s", row["step"], row.get("max_steps", "?"), row["epoch"],
-                        " ".join(f"{k} {v:.4g}" for k, v in row.items()
-                                 if k not in ("step", "epoch", "time", "max_steps") and isinstance(v, float)))
-        if display:
-            display(row)
-
-    return show
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped by its parent) is not alive
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return True
+# --- looking at, cancelling and resuming jobs -------------------------------------------------
 
 
 def refresh(job, remote: bool = True):
-    """A running job whose process is gone died without saying so: record that. A vertex job
-    is polled at Vertex AI (unless `remote` is False: then its last polled state stands)."""
-    if job.backend == "vertex":
-        from .backends import vertex
-
-        return vertex.refresh(job) if remote and job.status in ("queued", "running") and job.remote_name else job
-    if job.status == "running" and job.backend == "local" and not pid_alive(job.pid):
-        return queries.update_job(job.id, status="failed", stop_reason="process_died", pid=None,
-                                  error="the training process ended without finishing (crash or kill); "
-                                        f"`tunesmith jobs resume {job.id}` continues from the last checkpoint")
-    return job
+    """Bring a job that has not ended up to date: a local job whose process is gone died without
+    saying so; a managed job is polled at Vertex AI (unless `remote` is False)."""
+    if job.status in FINISHED_JOB_STATUSES:
+        return job
+    recorder = Recorder(job.id, job.run_dir)
+    update = backend_for(job.backend).refresh(job, recorder, remote=remote)
+    return _apply(job, update, recorder) if update is not None else job
 
 
 def get_job(id_or_prefix: str):
     return refresh(queries.get_job(id_or_prefix))
 
 
-def list_jobs(limit: int = 50):
-    return [refresh(job, remote=False) for job in queries.list_jobs(limit=limit)]
+def list_jobs(limit: int = 50, status: str | None = None):
+    return [refresh(job, remote=False) for job in queries.list_jobs(limit=limit, status=status)]
 
 
-def cancel_job(id_or_prefix: str, wait_s: float = CANCEL_WAIT_S):
-    """Stop a job cleanly: the process gets SIGTERM, saves a checkpoint and records `cancelled`."""
+def follow_job(id_or_prefix: str, display: Display | None = None, sleep: Callable[[float], None] = time.sleep):
+    """Follow a job that runs elsewhere (at Vertex AI) from this process until it ends, polling
+    with backoff; Ctrl-C stops following, not the job. A local job is followed through its log
+    (`tunesmith jobs logs JOB --follow`)."""
+    job = queries.get_job(id_or_prefix)
+    backend = backend_for(job.backend)
+    if not backend.runs_remotely:
+        raise BadInputError(f"job {job.id} runs on this machine; follow its log instead",
+                            f"tunesmith jobs logs {job.id} --follow")
+    recorder = Recorder(job.id, job.run_dir, display)
+    for update in backend.follow(job, None, recorder, resume=False, sleep=sleep):
+        job = _apply(job, update, recorder)
+    return queries.get_job(job.id)
+
+
+def cancel_job(id_or_prefix: str):
+    """Stop a job cleanly: a local run saves a checkpoint and records `cancelled`; Vertex AI is
+    asked to cancel, which it does a little later."""
     job = get_job(id_or_prefix)
-    if job.status in ("succeeded", "failed", "cancelled"):
+    if job.status in FINISHED_JOB_STATUSES:
         raise BadInputError(f"job {job.id} has already ended ({job.status})")
-    if job.backend == "vertex":
-        from .backends import vertex
-
-        return vertex.cancel(job)
-    if job.status == "queued" or not pid_alive(job.pid):
-        return queries.update_job(job.id, status="cancelled", stop_reason="cancelled", pid=None)
-    queries.add_event(job.id, "cancel", "cancel requested")
-    pid = job.pid
-    if launch.launches(job.spec):  # the launcher leads its own process group and passes SIGTERM to every rank
-        os.killpg(pid, signal.SIGTERM)
-    else:
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline and pid_alive(pid):  # it saves a checkpoint, records, exits
-        time.sleep(0.3)
-    return refresh(queries.get_job(job.id))
+    recorder = Recorder(job.id, job.run_dir)
+    update = backend_for(job.backend).cancel(job, recorder)
+    job = _apply(job, update, recorder) if update is not None else queries.get_job(job.id)
+    return refresh(job)
 
 
-def resume_job(id_or_prefix: str, detach: bool = False, display: Callable[[dict], None] | None = None):
+def resume_job(id_or_prefix: str, detach: bool = False, display: Display | None = None):
+    """Continue a failed or cancelled local job from its last checkpoint."""
     job = get_job(id_or_prefix)
     if job.backend == "vertex":
         raise BadInputError(f"job {job.id} ran at Vertex AI, which cannot resume a tuning job",
                             "start a new one with `tunesmith train` (the upload is skipped: same content)")
-    if job.status in ("running", "succeeded"):
+    if job.status in ("running", "succeeded", "queued"):
         raise BadInputError(f"job {job.id} is {job.status}; only a failed or cancelled job can be resumed")
-    queries.update_job(job.id, status="queued")
-    if detach:
-        return spawn_worker(job.id, resume=True)
-    return run_job(job.id, resume=True, display=display)
+    job = queries.transition_job(job.id, "queued")
+    spec = read_spec(Path(job.run_dir))
+    return _drive(job, spec, backend_for(job.backend), Recorder(job.id, job.run_dir, display), resume=True,
+                  detach=detach)

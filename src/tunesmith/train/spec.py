@@ -1,5 +1,10 @@
 """`TrainSpec`: everything that shapes a training run, validated before any model loads.
 
+A spec is one of two models, told apart by `backend` (a discriminated union): `LocalSpec`
+(transformers + PEFT + TRL on this machine) and `VertexSpec` (Gemini tuning on Vertex AI),
+each with only its own fields. The CLI's flags are generated from these fields and their
+descriptions (cli/train.py), so a new field is a new flag with its help.
+
 A spec comes from a YAML file, CLI flags override its fields, and the fully resolved spec
 is saved with the job (`spec.yaml` in the run folder and the job row), so every run can be
 repeated exactly. Example (every knob with its default):
@@ -29,7 +34,7 @@ data, epochs, name) and its own; the local-only knobs above are refused there, a
 vertex-only fields below are refused on a local spec, each by name:
 
     backend: vertex
-    base_model: gemini-2.5-flash   # a Gemini model with a target file in plan/targets/vertex/
+    base_model: gemini-2.5-flash   # a Gemini model with a target file in targets/vertex/
     method: vertex-sft             # Gemini supervised tuning (the only method there)
     project: my-project            # null: GOOGLE_CLOUD_PROJECT
     location: us-central1          # null: GOOGLE_CLOUD_LOCATION, else us-central1
@@ -48,23 +53,19 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import BadInputError
+from ..targets import Target, load_target, target_names
+from .accelerate import resolve_config_name
 
 DEFAULT_LEARNING_RATE = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5}
 VERTEX_METHOD = "vertex-sft"
 VERTEX_DEFAULT_BASE_MODEL = "gemini-2.5-flash"
 VERTEX_DEFAULT_LOCATION = "us-central1"
-# Which fields belong to which backend; the rest (backend, base_model, data, method, epochs, name) are common.
-LOCAL_ONLY_FIELDS = ("lora", "learning_rate", "batch_size", "gradient_accumulation", "max_seq_length", "max_steps",
-                     "seed", "precision", "gradient_checkpointing", "eval_interval", "checkpoint_interval",
-                     "early_stopping", "warmup_ratio", "weight_decay", "max_grad_norm", "processes", "accelerate_config")
-VERTEX_ONLY_FIELDS = ("project", "location", "bucket", "learning_rate_multiplier", "adapter_size",
-                      "tuned_model_display_name", "labels", "poll_interval_s", "poll_max_interval_s")
 BUCKET_URI = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?$")  # bucket names: 3-222 characters
 LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")  # Google Cloud's rules for label keys ...
 LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")  # ... and values
@@ -75,8 +76,9 @@ class LoraSpec(BaseModel):
 
     rank: int = Field(16, ge=1, le=1024, description="LoRA rank r")
     alpha: float = Field(32, gt=0, description="scaling numerator: the update is scaled by alpha / rank")
-    dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: str | list[str] = Field("all-linear", min_length=1, description='"all-linear" or module names, e.g. [q_proj, v_proj]')
+    dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the adapter's input")
+    target_modules: str | list[str] = Field("all-linear", min_length=1,
+                                            description="all-linear, or module names, e.g. q_proj,v_proj")
 
 
 class EarlyStoppingSpec(BaseModel):
@@ -86,46 +88,13 @@ class EarlyStoppingSpec(BaseModel):
     min_delta: float = Field(0.0, ge=0, description="the smallest drop in validation loss that counts as improvement")
 
 
-class TrainSpec(BaseModel):
+class _CommonSpec(BaseModel):
+    """The fields both backends have."""
+
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["local", "vertex"] = "local"
-    base_model: str = "smollm2-135m-instruct"
-    data: Path
-    method: Literal["lora", "qlora", "full", "vertex-sft"] = "lora"
-    lora: LoraSpec = LoraSpec()
-    epochs: float = Field(3, gt=0, le=100)
-    learning_rate: float | None = Field(None, gt=0, lt=1)
-    batch_size: int = Field(8, ge=1, le=4096)
-    gradient_accumulation: int = Field(1, ge=1, le=1024)
-    max_seq_length: int = Field(1024, ge=16, le=1_048_576)
-    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps (overrides epochs)")
-    seed: int = 0
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
-    gradient_checkpointing: Literal["auto"] | bool = Field(
-        "auto", description="recompute activations in the backward pass: less memory, about a third more compute; "
-                            "auto: on only where the plan's estimate does not fit this machine")
-    eval_interval: int | None = Field(None, ge=1)
-    checkpoint_interval: int | None = Field(None, ge=1)
-    early_stopping: EarlyStoppingSpec = EarlyStoppingSpec()
-    warmup_ratio: float = Field(0.03, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-    max_grad_norm: float = Field(1.0, gt=0)
+    data: Path = Field(description="a prepared dataset folder (`tunesmith data prepare`)")
     name: str | None = Field(None, description="an alias for the registered model")
-    # Several processes (docs/multi-gpu.md): the job runs under `accelerate launch`, one process per GPU.
-    processes: int = Field(1, ge=1, le=1024, description="training processes, one per GPU; > 1 runs under accelerate launch")
-    accelerate_config: str | None = Field(None, description="a shipped accelerate config (ddp, fsdp, deepspeed-zero2, "
-                                                            "cpu) or the path of an accelerate YAML file")
-    # The managed path (backend: vertex) only.
-    project: str | None = Field(None, description="Google Cloud project; null: GOOGLE_CLOUD_PROJECT")
-    location: str | None = Field(None, description="region of the tuning job; null: GOOGLE_CLOUD_LOCATION or us-central1")
-    bucket: str | None = Field(None, description="gs://bucket/prefix where the training files are uploaded")
-    learning_rate_multiplier: float | None = Field(None, gt=0, le=100)
-    adapter_size: int | None = Field(None, description="LoRA adapter size on Vertex: 1, 2, 4, 8 or 16")
-    tuned_model_display_name: str | None = Field(None, min_length=1, max_length=128)
-    labels: dict[str, str] = {}
-    poll_interval_s: float = Field(15.0, gt=0, description="first wait between status polls")
-    poll_max_interval_s: float = Field(300.0, gt=0, description="the longest wait between status polls")
 
     @field_validator("data")
     @classmethod
@@ -133,6 +102,67 @@ class TrainSpec(BaseModel):
         if not (data / "manifest.json").is_file():
             raise ValueError(f"{data} is not a prepared dataset (no manifest.json); make one with `tunesmith data prepare`")
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_fields_of_the_other_backend(cls, raw: Any) -> Any:
+        """A field of the other backend is named as such, not as an unknown field."""
+        if not isinstance(raw, dict):
+            return raw
+        own = "local" if cls is LocalSpec else "vertex"
+        other = VertexSpec if cls is LocalSpec else LocalSpec
+        foreign = [k for k in raw if k not in cls.model_fields and k in other.model_fields
+                   and raw[k] not in (None, {})]
+        if foreign and own == "local":
+            raise ValueError(f"{foreign[0]} applies only to backend: vertex (this spec has backend: local)")
+        if foreign:
+            raise ValueError(f"{foreign[0]} applies only to backend: local; Vertex AI chooses it itself "
+                             "(see docs/managed.md for the vertex fields)")
+        return raw
+
+
+class LocalSpec(_CommonSpec):
+    """Supervised fine-tuning on this machine with transformers + PEFT + TRL."""
+
+    backend: Literal["local"] = Field("local", description="local (transformers + PEFT + TRL here) | vertex (Gemini "
+                                                           "tuning on Vertex AI, docs/managed.md)")
+    base_model: str = Field("smollm2-135m-instruct", description="a catalog name, a local folder or a Hugging Face id")
+    method: Literal["lora", "qlora", "full"] = Field("lora", description="lora | qlora (CUDA + bitsandbytes) | full")
+    lora: LoraSpec = LoraSpec()
+    epochs: float = Field(3, gt=0, le=100, description="passes over the train split (the guide: 2-5)")
+    learning_rate: float | None = Field(None, gt=0, lt=1, description="peak learning rate; unset: 2e-4 for "
+                                                                      "lora/qlora, 2e-5 for full")
+    batch_size: int = Field(8, ge=1, le=4096, description="examples per step on each process")
+    gradient_accumulation: int = Field(1, ge=1, le=1024, description="steps per optimizer update")
+    max_seq_length: int = Field(1024, ge=16, le=1_048_576, description="tokens per example; longer ones are "
+                                                                       "truncated (and counted)")
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps (overrides epochs)")
+    seed: int = Field(0, description="for the adapter's initial weights, dropout and the data order")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="auto: bf16 where the hardware runs it fast, else fp32 (fp16 on older GPUs)")
+    gradient_checkpointing: Literal["auto"] | bool = Field(
+        "auto", description="recompute activations in the backward pass: less memory, about a third more compute; "
+                            "auto: on only where the plan's estimate does not fit this machine")
+    eval_interval: int | None = Field(None, ge=1, description="steps between evaluations; unset: about 4 per epoch")
+    checkpoint_interval: int | None = Field(None, ge=1, description="steps between checkpoints; unset: at every "
+                                                                    "evaluation")
+    early_stopping: EarlyStoppingSpec = EarlyStoppingSpec()
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="share of the steps the learning rate warms up over")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
+    # Several processes (docs/multi-gpu.md): the job runs under `accelerate launch`, one process per GPU.
+    processes: int = Field(1, ge=1, le=1024, description="training processes, one per GPU; more than 1 runs under "
+                                                         "`accelerate launch`")
+    accelerate_config: str | None = Field(None, description="ddp | fsdp | deepspeed-zero2 | cpu (shipped, "
+                                                            "docs/multi-gpu.md) or an accelerate YAML path; unset: "
+                                                            "ddp with GPUs, cpu without")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_local_method(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and raw.get("method") == VERTEX_METHOD:
+            raise ValueError("method vertex-sft is the managed path's: set backend: vertex, or use lora, qlora or full")
+        return raw
 
     @field_validator("gradient_checkpointing", mode="before")
     @classmethod
@@ -144,6 +174,69 @@ class TrainSpec(BaseModel):
             return words[value.strip().lower()]
         raise ValueError(f"must be auto, true or false (got {value!r})")
 
+    @field_validator("accelerate_config")
+    @classmethod
+    def _config_exists(cls, config: str | None) -> str | None:
+        return resolve_config_name(config) if config is not None else None
+
+    @model_validator(mode="after")
+    def _checkpoints_fall_on_evaluations(self) -> "LocalSpec":
+        # The best checkpoint is chosen by validation loss, so checkpoints must be taken where it is measured.
+        if self.checkpoint_interval and self.eval_interval and self.checkpoint_interval % self.eval_interval:
+            raise ValueError("checkpoint_interval must be a multiple of eval_interval (the best checkpoint is picked at evaluations)")
+        return self
+
+    @property
+    def resolved_learning_rate(self) -> float:
+        return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATE[self.method]
+
+    @property
+    def launches(self) -> bool:
+        """Whether the job runs under `accelerate launch` (several processes, or a config named)."""
+        return self.processes > 1 or self.accelerate_config is not None
+
+    def resolved(self) -> dict:
+        """The spec as saved with the job: defaults filled in, paths as strings."""
+        return {**self.model_dump(mode="json"), "learning_rate": self.resolved_learning_rate}
+
+
+class VertexSpec(_CommonSpec):
+    """Gemini supervised tuning on Vertex AI (docs/managed.md)."""
+
+    backend: Literal["vertex"] = Field(description="vertex: Gemini supervised tuning on Vertex AI")
+    base_model: str = Field(VERTEX_DEFAULT_BASE_MODEL, description="a Gemini model with a target file in "
+                                                                   "targets/vertex/")
+    method: Literal["vertex-sft"] = Field(VERTEX_METHOD, description="Gemini supervised tuning (the only method there)")
+    epochs: float = Field(3, gt=0, le=100, description="a whole number; billed tokens = dataset tokens x epochs")
+    project: str | None = Field(None, description="Google Cloud project; unset: GOOGLE_CLOUD_PROJECT")
+    location: str | None = Field(None, description="region of the tuning job; unset: GOOGLE_CLOUD_LOCATION, else "
+                                                   "us-central1")
+    bucket: str | None = Field(None, description="gs://bucket/prefix where the training files are uploaded")
+    learning_rate_multiplier: float | None = Field(None, gt=0, le=100, description="unset: the service's (1.0)")
+    adapter_size: int | None = Field(None, description="LoRA adapter size on Vertex: 1, 2, 4, 8 or 16; unset: the "
+                                                       "service's")
+    tuned_model_display_name: str | None = Field(None, min_length=1, max_length=128,
+                                                 description="unset: tunesmith JOB-ID")
+    labels: dict[str, str] = Field({}, description="Google Cloud labels on the tuning job")
+    poll_interval_s: float = Field(15.0, gt=0, description="first wait between status polls; doubles while nothing "
+                                                           "changes")
+    poll_max_interval_s: float = Field(300.0, gt=0, description="the longest wait between status polls")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _vertex_defaults(cls, raw: Any) -> Any:
+        """A vertex spec starts from the standard environment variables; a local method is named as such."""
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        if raw.get("method") not in (None, VERTEX_METHOD):
+            raise ValueError(f"method {raw['method']} is a local method; backend: vertex tunes with vertex-sft")
+        if raw.get("project") is None and os.environ.get("GOOGLE_CLOUD_PROJECT"):
+            raw["project"] = os.environ["GOOGLE_CLOUD_PROJECT"]
+        if raw.get("location") is None:
+            raw["location"] = os.environ.get("GOOGLE_CLOUD_LOCATION") or VERTEX_DEFAULT_LOCATION
+        return raw
+
     @field_validator("bucket")
     @classmethod
     def _bucket_is_a_gcs_uri(cls, bucket: str | None) -> str | None:
@@ -151,43 +244,8 @@ class TrainSpec(BaseModel):
             raise ValueError(f"{bucket!r} is not a Cloud Storage location; write gs://BUCKET or gs://BUCKET/PREFIX")
         return bucket.rstrip("/") if bucket else bucket
 
-    @field_validator("accelerate_config")
-    @classmethod
-    def _config_exists(cls, config: str | None) -> str | None:
-        from .accelerate import resolve_config_name
-
-        return resolve_config_name(config) if config is not None else None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _vertex_defaults(cls, raw: object) -> object:
-        """A vertex spec starts from Gemini, its one method, and the standard environment variables."""
-        if not isinstance(raw, dict) or raw.get("backend") != "vertex":
-            return raw
-        raw = dict(raw)
-        raw.setdefault("base_model", VERTEX_DEFAULT_BASE_MODEL)
-        raw.setdefault("method", VERTEX_METHOD)
-        if raw.get("project") is None and os.environ.get("GOOGLE_CLOUD_PROJECT"):
-            raw["project"] = os.environ["GOOGLE_CLOUD_PROJECT"]
-        if raw.get("location") is None:
-            raw["location"] = os.environ.get("GOOGLE_CLOUD_LOCATION") or VERTEX_DEFAULT_LOCATION
-        return raw
-
     @model_validator(mode="after")
-    def _fields_fit_the_backend(self) -> "TrainSpec":
-        if self.backend == "local":
-            given = [f for f in VERTEX_ONLY_FIELDS if f in self.model_fields_set and getattr(self, f) not in (None, {})]
-            if given:
-                raise ValueError(f"{given[0]} applies only to backend: vertex (this spec has backend: local)")
-            if self.method == VERTEX_METHOD:
-                raise ValueError("method vertex-sft is the managed path's: set backend: vertex, or use lora, qlora or full")
-            return self
-        given = [f for f in LOCAL_ONLY_FIELDS if f in self.model_fields_set]
-        if given:
-            raise ValueError(f"{given[0]} applies only to backend: local; Vertex AI chooses it itself "
-                             "(see docs/managed.md for the vertex fields)")
-        if self.method != VERTEX_METHOD:
-            raise ValueError(f"method {self.method} is a local method; backend: vertex tunes with vertex-sft")
+    def _fits_vertex(self) -> "VertexSpec":
         for field, hint in (("project", "or set GOOGLE_CLOUD_PROJECT"), ("bucket", "a gs://bucket/prefix")):
             if getattr(self, field) is None:
                 raise ValueError(f"{field} is required for backend: vertex ({hint})")
@@ -203,41 +261,35 @@ class TrainSpec(BaseModel):
                              "_ and -; keys start with a letter; at most 63 characters)")
         return self
 
-    @model_validator(mode="after")
-    def _checkpoints_fall_on_evaluations(self) -> "TrainSpec":
-        # The best checkpoint is chosen by validation loss, so checkpoints must be taken where it is measured.
-        if self.checkpoint_interval and self.eval_interval and self.checkpoint_interval % self.eval_interval:
-            raise ValueError("checkpoint_interval must be a multiple of eval_interval (the best checkpoint is picked at evaluations)")
-        return self
-
-    def vertex_target(self):
-        """The limits and price of the Gemini model this vertex spec tunes (plan/targets/vertex/)."""
-        from ..plan.targets import load_target, target_names
-
+    def vertex_target(self) -> Target:
+        """The limits and price of the Gemini model this spec tunes (targets/vertex/)."""
         name = f"vertex/{self.base_model}"
         if name not in target_names():
             known = ", ".join(n.split("/", 1)[1] for n in target_names() if n.startswith("vertex/"))
             raise ValueError(f"base_model {self.base_model} has no Vertex tuning target (known: {known}; "
-                             "a new model is a new file in plan/targets/vertex/)")
+                             "a new model is a new file in targets/vertex/)")
         return load_target(name)
 
-    @property
-    def resolved_learning_rate(self) -> float:
-        return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATE[self.method]
-
     def resolved(self) -> dict:
-        """The spec as saved with the job: defaults filled in, paths as strings, and only the
-        fields of its backend."""
-        other_backend = VERTEX_ONLY_FIELDS if self.backend == "local" else LOCAL_ONLY_FIELDS
-        data = self.model_dump(mode="json", exclude=set(other_backend))
-        if self.backend == "local":
-            data["learning_rate"] = self.resolved_learning_rate
-        else:
-            data["epochs"] = int(self.epochs)
-        return data
+        """The spec as saved with the job: defaults filled in, paths as strings."""
+        return {**self.model_dump(mode="json"), "epochs": int(self.epochs)}
 
 
-def load_spec(path: str | Path | None = None, **overrides) -> TrainSpec:
+# A spec is one or the other, told apart by `backend`.
+TrainSpec = Annotated[Union[LocalSpec, VertexSpec], Field(discriminator="backend")]
+SPEC_CLASSES: dict[str, type[LocalSpec] | type[VertexSpec]] = {"local": LocalSpec, "vertex": VertexSpec}
+
+
+def parse_spec(raw: dict) -> LocalSpec | VertexSpec:
+    """The spec a mapping of fields describes (`backend` defaults to local). pydantic's
+    ValidationError for bad fields; `load_spec` turns it into sentences."""
+    backend = raw.get("backend", "local")
+    if backend not in SPEC_CLASSES:
+        raise BadInputError(f"backend: {backend!r} is not a backend", f"choose one of {', '.join(SPEC_CLASSES)}")
+    return SPEC_CLASSES[backend](**raw)
+
+
+def load_spec(path: str | Path | None = None, **overrides) -> LocalSpec | VertexSpec:
     """A spec from a YAML file (optional) with flag overrides (None means "not given")."""
     raw: dict = {}
     if path is not None:
@@ -258,7 +310,7 @@ def load_spec(path: str | Path | None = None, **overrides) -> TrainSpec:
         else:
             raw[key] = value
     try:
-        return TrainSpec(**raw)
+        return parse_spec(raw)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']) or 'spec'}: {error['msg'].removeprefix('Value error, ')}"

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from ...plan.targets import Target
+from ...targets import Target
 from ..example import Example
 from ..findings import Finding
 from ..formats import Unreadable

@@ -3,7 +3,7 @@ limit; and the edge cases of length (outputs far longer or shorter than the rest
 with next to nothing in them).
 
 The counts judge the training split when there is one ("train"), else the whole dataset.
-The limits come from the tuning target's file (`plan/targets/`), not from code."""
+The limits come from the tuning target's file (`targets/`), not from code."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ..example import Example
 from ..findings import Finding, about
 
 if TYPE_CHECKING:
-    from ...plan.targets import Target
+    from ...targets import Target
     from . import CheckContext
 
 TRAIN = "train"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...fileio import sha256_file
-from ._google import cloud_error
+from ...models.gemini import cloud_error
 
 CONTENT_TYPE = "application/jsonl"
 HASH_DIGITS = 16  # 64 bits of SHA-256 in the name: no two different files of one dataset collide

@@ -10,8 +10,9 @@ job's events and log (docs/managed.md walks through them with a real project):
     3. upload both files to Cloud Storage, named by content hash (gcs.py);
     4. create the tuning job with google-genai (`client.tunings.tune`), keep its name;
     5. poll with backoff, mirroring the remote state, sub-state and completed epochs/steps;
-    6. on success register a model version with the tuned model and endpoint resource names,
-       the service's tuning data statistics and the lineage; on failure keep its message.
+    6. on success hand the job runner (train/jobs.py) the tuned model and endpoint resource
+       names, the service's tuning data statistics and the lineage, which it registers; on
+       failure the service's message.
 
 Authentication is Application Default Credentials, resolved by google-auth; GOOGLE_CLOUD_PROJECT,
 GOOGLE_CLOUD_LOCATION, GOOGLE_APPLICATION_CREDENTIALS, GOOGLE_VERTEX_BASE_URL and
@@ -24,22 +25,24 @@ import os
 import shutil
 import tempfile
 import time
-import traceback
 import warnings
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-from ...errors import BadInputError, TunesmithError
+from ...data.export import export
+from ...data.tokens import counter_for
+from ...errors import TunesmithError
 from ...fileio import atomic_write_text
-from ...plan.targets import load_target
+from ...models.gemini import cloud_error, genai_client, is_transient
+from ...paths import runs_dir
 from ...store import queries
-from ..spec import VERTEX_DEFAULT_BASE_MODEL, VERTEX_METHOD, TrainSpec
+from ...targets import load_target
+from ..recorder import Display, Recorder
+from ..spec import VERTEX_DEFAULT_BASE_MODEL, VertexSpec
 from . import gcs
-from ._google import cloud_error, is_transient
-
-if TYPE_CHECKING:
-    from ...data.example import Example
+from .base import TrainedModel, Update
 
 DATA_DIR = "data"  # in the run folder: the exported files exactly as uploaded
 PADDING_TOKENS_PER_RECORD = 8  # Google's cost notebook: ESTIMATE_PADDING_TOKEN_PER_EXAMPLE
@@ -55,29 +58,6 @@ STATUS_BY_STATE = {
     "JOB_STATE_FAILED": "failed", "JOB_STATE_EXPIRED": "failed",
     "JOB_STATE_CANCELLED": "cancelled",
 }
-
-Display = Callable[[dict], None]
-
-
-def genai_client(project: str | None = None, location: str | None = None):
-    """The google-genai client this backend uses: Vertex mode with Application Default
-    Credentials; project and location fall back to GOOGLE_CLOUD_PROJECT / GOOGLE_CLOUD_LOCATION,
-    and GOOGLE_VERTEX_BASE_URL overrides the endpoint (the SDK reads it). Evaluation and serving
-    call tuned endpoints through it: `genai_client(p, l).models.generate_content(model=endpoint, …)`."""
-    from google import genai
-
-    return genai.Client(vertexai=True, project=project, location=location)
-
-
-def genai_contents(example: Example) -> list:
-    """The example's prompt (its turns before the last model turn) as google-genai contents;
-    its system instruction goes in the request's config (`system_instruction`), not here."""
-    from google.genai import types
-
-    from ...models.generate import prompt_messages
-
-    return [types.Content(role="model" if m["role"] == "assistant" else "user", parts=[types.Part(text=m["content"])])
-            for m in prompt_messages(example) if m["role"] != "system"]
 
 
 # --- 1-2. export, validate, count and price: nothing leaves the machine ---------------------
@@ -129,9 +109,6 @@ def estimate(prepared_dir: str | Path, base_model: str = VERTEX_DEFAULT_BASE_MOD
     Billable tokens follow Google's cost notebook: every model turn is one training record,
     billed for its whole prefix (system instruction included) plus its own tokens plus 8
     padding tokens; train and validation both count, once per epoch."""
-    from ...data.export import export
-    from ...data.tokens import counter_for
-
     target = load_target(f"vertex/{base_model}")
     with tempfile.TemporaryDirectory(prefix="tunesmith-estimate-") as scratch:
         out = Path(out_dir) if out_dir is not None else Path(scratch)
@@ -177,47 +154,106 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-# --- 3-4. start: upload and create the tuning job -------------------------------------------
+# --- the backend: 3-4 start (upload, create), 5 follow, refresh, cancel -------------------------
 
 
-def start(spec: TrainSpec, detach: bool = False, display: Display | None = None,
-          confirm: Callable[[Estimate], bool] | None = None):
-    """Steps 1-6 for a vertex spec. Returns the job (None when `confirm` declined: then no job
-    exists and nothing was uploaded). With `detach` it returns once the remote job exists;
-    `tunesmith jobs show` polls it later."""
-    from ..jobs import create_job, runs_dir
+class VertexBackend:
+    """The job runner's view of the managed path (the Protocol in train/backends/base.py)."""
 
-    show = display or (lambda row: None)
-    runs_dir().mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=runs_dir()))
-    try:
-        plan = estimate(spec.data, spec.base_model, int(spec.epochs), out_dir=staging)
-        staged = _staged_events(plan)
-        for kind, message, _ in staged:
-            show({"event": kind, "message": message})
-        if confirm is not None and not confirm(plan):
-            return None
-        job = create_job(spec)
+    runs_remotely = True  # any process can follow it by polling
+
+    def check(self, spec: VertexSpec, display: Display | None, confirm: Callable[[Estimate], bool] | None) -> bool:
+        """Steps 1-2 before a job exists: export, validate, count and price into a staging folder,
+        shown to the user; `confirm` may decline here, before anything leaves the machine."""
+        show = display or (lambda row: None)
+        runs_dir().mkdir(parents=True, exist_ok=True)
+        self._staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=runs_dir()))
+        try:
+            self._plan = estimate(spec.data, spec.base_model, int(spec.epochs), out_dir=self._staging)
+            self._staged = _staged_events(self._plan)
+            for kind, message, _ in self._staged:
+                show({"event": kind, "message": message})
+            if confirm is not None and not confirm(self._plan):
+                shutil.rmtree(self._staging, ignore_errors=True)
+                return False
+        except BaseException:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            raise
+        return True
+
+    def start(self, job, spec: VertexSpec, recorder: Recorder, *, resume: bool, detach: bool) -> Iterator[Update]:
+        """Steps 3-4: the staged files into the run folder, uploaded; the tuning job created."""
         data_dir = Path(job.run_dir) / DATA_DIR
-        os.replace(staging, data_dir)
+        os.replace(self._staging, data_dir)
         _repoint_export_summary(data_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    recorder = _Recorder(job.id, job.run_dir, display)
-    for kind, message, data in staged:
-        recorder.event(kind, message, data, show=False)
-    try:
-        job = _launch(job, spec, plan, data_dir, recorder)
-    except TunesmithError as exc:
-        recorder.event("error", exc.message)
-        return queries.update_job(job.id, status="failed", stop_reason="error", error=str(exc))
-    except Exception as exc:  # a bug or a library failure: the traceback in the log, the sentence in the store
-        recorder.event("error", traceback.format_exc())
-        return queries.update_job(job.id, status="failed", stop_reason="error",
-                                  error=f"{type(exc).__name__}: {exc} (traceback in {Path(job.run_dir) / 'train.log'})")
-    if detach:
-        return job
-    return follow(job.id, display=display)
+        for kind, message, data in self._staged:
+            recorder.event(kind, message, data, show=False)
+        uploads = {}
+        for split, info in self._plan.splits.items():
+            if info["examples"] == 0:  # no validation split: the job runs without validation metrics
+                continue
+            uploaded = gcs.upload(data_dir / info["file"], spec.bucket, split, project=spec.project)
+            uploads[split] = uploaded.uri
+            recorder.event("upload", f"{uploaded.uri}: " + (f"uploaded {uploaded.bytes:,} bytes" if uploaded.sent
+                                                            else "already there with the same content, not sent again"))
+        remote = _create_remote(spec, job.id, uploads)
+        recorder.event("created", f"tuning job {remote.name}",
+                       {"remote_job": remote.name, "training_data_uri": uploads["train"],
+                        "validation_data_uri": uploads.get("validation"), "estimate": self._plan.to_dict()})
+        yield Update(job.status, fields={"remote_name": remote.name})
+        yield _sync(job, remote, recorder)
+
+    def follow(self, job, spec: VertexSpec | None, recorder: Recorder, *, resume: bool = False,
+               sleep: Callable[[float], None] = time.sleep) -> Iterator[Update]:
+        """Step 5: poll until the job ends (Ctrl-C stops following; the job goes on). The wait
+        starts at the spec's poll_interval_s and doubles while nothing changes, up to poll_max_interval_s."""
+        job = queries.get_job(job.id)
+        first_s, max_s = job.spec["poll_interval_s"], job.spec["poll_max_interval_s"]
+        client = genai_client(job.spec["project"], job.spec["location"])
+        wait_s, failures, seen = first_s, 0, job.remote_state
+        try:
+            while True:
+                try:
+                    remote = client.tunings.get(name=job.remote_name)
+                except Exception as exc:
+                    failures += 1
+                    error = _translated(exc, f"polling {job.remote_name}")
+                    if not is_transient(exc) or failures > POLL_RETRIES:
+                        raise TunesmithError(f"{error.message}; the tuning job itself goes on at Vertex AI",
+                                             f"`tunesmith jobs show {job.id}` polls it again; {error.hint}") from None
+                    recorder.event("warning", f"{error.message}; trying again in {wait_s:g}s")
+                else:
+                    failures = 0
+                    before = (seen, recorder.last_progress)
+                    update = _sync(job, remote, recorder)
+                    yield update
+                    if update.status in ("succeeded", "failed", "cancelled"):
+                        return
+                    seen = update.fields.get("remote_state", seen)
+                    if (seen, recorder.last_progress) != before:
+                        wait_s = first_s  # something moved: look again soon
+                sleep(wait_s)
+                wait_s = min(wait_s * 2, max_s)
+        except KeyboardInterrupt:
+            recorder.event("detached", "stopped following; the tuning job goes on at Vertex AI")
+
+    def refresh(self, job, recorder: Recorder, *, remote: bool = True) -> Update | None:
+        """Poll once (`tunesmith jobs show`); with `remote` False the last polled state stands."""
+        if not remote or not job.remote_name:
+            return None
+        return _sync(job, _get_remote(job), recorder)
+
+    def cancel(self, job, recorder: Recorder) -> Update | None:
+        """Ask Vertex AI to cancel the job; it reaches `cancelled` a little later, at a poll."""
+        if not job.remote_name:  # it never got as far as Vertex AI
+            return Update("cancelled", "cancelled")
+        try:
+            client = genai_client(job.spec["project"], job.spec["location"])
+            client.tunings.cancel(name=job.remote_name)
+        except Exception as exc:
+            raise _translated(exc, f"cancelling {job.remote_name}") from None
+        recorder.event("cancel", f"cancel requested at Vertex AI for {job.remote_name}")
+        return self.refresh(job, recorder)
 
 
 def _staged_events(plan: Estimate) -> list[tuple[str, str, dict | None]]:
@@ -237,24 +273,7 @@ def _repoint_export_summary(data_dir: Path) -> None:
     atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
 
 
-def _launch(job, spec: TrainSpec, plan: Estimate, data_dir: Path, recorder: "_Recorder"):
-    uploads = {}
-    for split, info in plan.splits.items():
-        if info["examples"] == 0:  # no validation split: the job runs without validation metrics
-            continue
-        uploaded = gcs.upload(data_dir / info["file"], spec.bucket, split, project=spec.project)
-        uploads[split] = uploaded.uri
-        recorder.event("upload", f"{uploaded.uri}: " + (f"uploaded {uploaded.bytes:,} bytes" if uploaded.sent
-                                                        else "already there with the same content, not sent again"))
-    remote = _create_remote(spec, job.id, uploads)
-    recorder.event("created", f"tuning job {remote.name}",
-                   {"remote_job": remote.name, "training_data_uri": uploads["train"],
-                    "validation_data_uri": uploads.get("validation"), "estimate": plan.to_dict()})
-    job = queries.update_job(job.id, remote_name=remote.name)
-    return _sync(job, remote, recorder)
-
-
-def _create_remote(spec: TrainSpec, job_id: str, uploads: dict[str, str]):
+def _create_remote(spec: VertexSpec, job_id: str, uploads: dict[str, str]):
     from google.genai import types
 
     config = types.CreateTuningJobConfig(
@@ -278,62 +297,6 @@ def _create_remote(spec: TrainSpec, job_id: str, uploads: dict[str, str]):
         raise _translated(exc, f"creating the tuning job in {spec.project}/{spec.location}") from None
 
 
-# --- 5. follow, refresh, cancel -------------------------------------------------------------
-
-
-def follow(job_id: str, display: Display | None = None, sleep: Callable[[float], None] = time.sleep):
-    """Poll the remote job until it ends (Ctrl-C stops following; the job goes on). The wait
-    starts at the spec's poll_interval_s and doubles while nothing changes, up to poll_max_interval_s."""
-    job = queries.get_job(job_id)
-    first_s, max_s = job.spec["poll_interval_s"], job.spec["poll_max_interval_s"]
-    recorder = _Recorder(job.id, job.run_dir, display)
-    client = genai_client(job.spec["project"], job.spec["location"])
-    wait_s, failures = first_s, 0
-    try:
-        while job.status in ("queued", "running"):
-            try:
-                remote = client.tunings.get(name=job.remote_name)
-            except Exception as exc:
-                failures += 1
-                error = _translated(exc, f"polling {job.remote_name}")
-                if not is_transient(exc) or failures > POLL_RETRIES:
-                    raise TunesmithError(f"{error.message}; the tuning job itself goes on at Vertex AI",
-                                         f"`tunesmith jobs show {job.id}` polls it again; {error.hint}") from None
-                recorder.event("warning", f"{error.message}; trying again in {wait_s:g}s")
-            else:
-                failures = 0
-                before = (job.remote_state, recorder.last_progress)
-                job = _sync(job, remote, recorder)
-                if job.status not in ("queued", "running"):
-                    break
-                if (job.remote_state, recorder.last_progress) != before:
-                    wait_s = first_s  # something moved: look again soon
-            sleep(wait_s)
-            wait_s = min(wait_s * 2, max_s)
-    except KeyboardInterrupt:
-        recorder.event("detached", "stopped following; the tuning job goes on at Vertex AI")
-    return queries.get_job(job.id)
-
-
-def refresh(job):
-    """Poll a vertex job once and record what changed (`tunesmith jobs show`)."""
-    remote = _get_remote(job)
-    return _sync(job, remote, _Recorder(job.id, job.run_dir, None))
-
-
-def cancel(job):
-    """Ask Vertex AI to cancel the job; it reaches `cancelled` a little later, at a poll."""
-    if not job.remote_name:  # it never got as far as Vertex AI
-        return queries.update_job(job.id, status="cancelled", stop_reason="cancelled")
-    try:
-        client = genai_client(job.spec["project"], job.spec["location"])
-        client.tunings.cancel(name=job.remote_name)
-    except Exception as exc:
-        raise _translated(exc, f"cancelling {job.remote_name}") from None
-    _Recorder(job.id, job.run_dir, None).event("cancel", f"cancel requested at Vertex AI for {job.remote_name}")
-    return refresh(job)
-
-
 def _get_remote(job):
     try:
         client = genai_client(job.spec["project"], job.spec["location"])
@@ -352,30 +315,27 @@ def _translated(exc: Exception, doing: str) -> TunesmithError:
 # --- 6. mirror the remote state; register or fail at the end --------------------------------
 
 
-def _sync(job, remote, recorder: "_Recorder"):
-    """Record the remote job's state in the store; at the end, register the model or keep the error."""
+def _sync(job, remote, recorder: Recorder) -> Update:
+    """How the remote job stands, as an update for the job runner; at the end, the tuned model or the error."""
     state = remote.state.value if remote.state else "JOB_STATE_UNSPECIFIED"
     sub_state = remote.tuning_job_state.value if remote.tuning_job_state else None
     remote_state = state + (f"/{sub_state}" if sub_state else "")
-    if remote_state != job.remote_state:
+    if remote_state != queries.get_job(job.id).remote_state:
         recorder.event("remote_state", describe_state(state, sub_state), {"state": state, "sub_state": sub_state})
     recorder.progress(_progress_row(remote))
-    job = queries.get_job(job.id)  # another process (a `jobs show`) may have finished it meanwhile
-    if job.status in ("succeeded", "failed", "cancelled"):
-        return job
+    fields = {"remote_state": remote_state}
     status = STATUS_BY_STATE.get(state, job.status)
     if status == "succeeded":
-        return _register(job, remote, remote_state, recorder)
+        return _tuned(job, remote, fields, recorder)
     if status == "failed":
         error = remote.error
         message = (f"Vertex AI: {error.message} (code {error.code})" if error and error.message
                    else f"the tuning job ended in {state}")
         recorder.event("error", message)
-        return queries.update_job(job.id, status="failed", remote_state=remote_state, error=message,
-                                  stop_reason="expired" if state == "JOB_STATE_EXPIRED" else "error")
+        return Update("failed", "expired" if state == "JOB_STATE_EXPIRED" else "error", message, fields)
     if status == "cancelled":
-        return queries.update_job(job.id, status="cancelled", stop_reason="cancelled", remote_state=remote_state)
-    return queries.update_job(job.id, status=status, remote_state=remote_state)
+        return Update("cancelled", "cancelled", fields=fields)
+    return Update(status, fields=fields)
 
 
 def describe_state(state: str, sub_state: str | None) -> str:
@@ -395,60 +355,19 @@ def _progress_row(remote) -> dict | None:
             "max_steps": stats.tuning_step_count if stats else None}
 
 
-def _register(job, remote, remote_state: str, recorder: "_Recorder"):
+def _tuned(job, remote, fields: dict, recorder: Recorder) -> Update:
     tuned = remote.tuned_model
     if tuned is None or not tuned.endpoint:
         message = "Vertex AI says the job succeeded but returned no tuned model endpoint"
         recorder.event("error", message)
-        return queries.update_job(job.id, status="failed", stop_reason="error", remote_state=remote_state,
-                                  error=message)
+        return Update("failed", "error", message, fields)
     created = next((e.data for e in reversed(queries.job_events(job.id)) if e.kind == "created"), None) or {}
     stats = remote.tuning_data_stats.model_dump(mode="json", exclude_none=True) if remote.tuning_data_stats else None
     lineage = {
-        "data": job.spec["data"], "dataset_version": job.dataset_version, "remote_job": job.remote_name,
+        "dataset_version": job.dataset_version, "remote_job": job.remote_name,
         "training_data_uri": created.get("training_data_uri"), "validation_data_uri": created.get("validation_data_uri"),
         "tuning_data_stats": stats, "estimate": created.get("estimate"), "experiment": remote.experiment,
         "checkpoints": [c.model_dump(mode="json", exclude_none=True) for c in tuned.checkpoints or []],
     }
-    fields = dict(base_model=job.spec["base_model"], method=VERTEX_METHOD, spec=job.spec, job_id=job.id,
-                  remote_model=tuned.model, remote_endpoint=tuned.endpoint, dataset_version=job.dataset_version,
-                  stop_reason="completed", lineage=lineage)
-    try:
-        model = queries.register_model(name=job.spec.get("name"), **fields)
-    except BadInputError as exc:  # the alias was taken while the job ran: keep the model, without the alias
-        recorder.event("warning", f"{exc.message}; registered without a name")
-        model = queries.register_model(**fields)
-    recorder.event("registered", f"registered model {model.id}: endpoint {tuned.endpoint}",
-                   {"model_id": model.id, "remote_model": tuned.model, "remote_endpoint": tuned.endpoint})
-    return queries.update_job(job.id, status="succeeded", stop_reason="completed", remote_state=remote_state)
-
-
-@dataclass
-class _Recorder:
-    """Events go to the store, the job's log and the display; progress rows (completed epochs
-    and steps, when they change) to the log and the display."""
-
-    job_id: str
-    run_dir: str
-    display: Display | None
-    last_progress: dict | None = field(default=None)
-
-    def event(self, kind: str, message: str, data: dict | None = None, show: bool = True) -> None:
-        from ..jobs import _file_logger
-
-        queries.add_event(self.job_id, kind, message, data)
-        _file_logger(Path(self.run_dir)).info("%s: %s", kind, message)
-        if show and self.display:
-            self.display({"event": kind, "message": message})
-
-    def progress(self, row: dict | None) -> None:
-        from ..jobs import _file_logger
-
-        if row is None or row == self.last_progress:
-            return
-        self.last_progress = row
-        total = f"/{row['max_steps']}" if row.get("max_steps") else ""
-        _file_logger(Path(self.run_dir)).info("epoch %s, step %s%s", row["epoch"], row["step"], total)
-        if self.display:
-            self.display(row)
-
+    return Update("succeeded", "completed", fields=fields,
+                  model=TrainedModel(remote_model=tuned.model, remote_endpoint=tuned.endpoint, lineage=lineage))

@@ -1,13 +1,48 @@
-"""Google Cloud failures turned into sentences a user can act on.
+"""Gemini through google-genai, the one place for it: the client, a conversation as Gemini
+contents, and Google Cloud failures turned into sentences a user can act on. Managed tuning
+(train/backends/vertex.py), evaluation (evaluate/providers.py) and the serving proxy
+(serve/proxy.py) all go through here.
 
-Credentials never appear in these messages: google-auth, google-cloud-storage and google-genai
+Credentials never appear in error messages: google-auth, google-cloud-storage and google-genai
 put the service's answer and the URL in their exceptions, not the token or the key."""
 
 from __future__ import annotations
 
-from ...errors import TunesmithError
+import os
+from typing import TYPE_CHECKING
+
+from ..errors import TunesmithError
+from .chat import prompt_messages
+
+if TYPE_CHECKING:
+    from ..data.example import Example
 
 TRANSIENT_HTTP_CODES = (408, 429, 500, 502, 503, 504)
+
+
+def genai_client(project: str | None = None, location: str | None = None, *, vertexai: bool = True,
+                 api_key: str | None = None, base_url: str | None = None):
+    """A google-genai client. Vertex mode (tuning, tuned endpoints): Application Default
+    Credentials, project and location falling back to GOOGLE_CLOUD_PROJECT / GOOGLE_CLOUD_LOCATION,
+    GOOGLE_VERTEX_BASE_URL overriding the endpoint (the SDK reads it). Otherwise the Gemini API
+    with `api_key`, GOOGLE_API_KEY or GEMINI_API_KEY. `base_url` points either at another server."""
+    from google import genai
+    from google.genai import types
+
+    options = types.HttpOptions(base_url=base_url) if base_url else None
+    if vertexai:
+        return genai.Client(vertexai=True, project=project, location=location, http_options=options)
+    api_key = api_key or os.environ.get("GOOGLE_API_KEY") or os.environ.get("GEMINI_API_KEY")
+    return genai.Client(api_key=api_key, http_options=options) if api_key else genai.Client(http_options=options)
+
+
+def genai_contents(example: Example) -> list:
+    """The example's prompt (its turns before the last model turn) as google-genai contents;
+    its system instruction goes in the request's config (`system_instruction`), not here."""
+    from google.genai import types
+
+    return [types.Content(role="model" if m["role"] == "assistant" else "user", parts=[types.Part(text=m["content"])])
+            for m in prompt_messages(example) if m["role"] != "system"]
 
 _HINT_BY_CODE = {
     400: "check the spec's fields and the exported data; docs/managed.md lists the common errors",

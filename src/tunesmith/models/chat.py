@@ -1,4 +1,12 @@
-"""Turning conversations into training tokens, with the loss on the model's turns only.
+"""The one chat renderer: how a conversation becomes the text and tokens a model reads, the
+same for training, evaluation and serving.
+
+- training: `encode_dataset` (token ids and labels, the loss on the model's turns only);
+- inference: `render_prompt` (the conversation before its last model turn, with the
+  generation prompt), `stop_token_ids` (where a generated answer ends), `pad_token_id` and
+  `left_padded` (a batch of prompts whose last tokens line up).
+
+Training, loss masks:
 
 A loss mask in the wrong place is the most common silent failure of fine-tuning: trained
 on the prompt, the model learns to write the user's messages; never trained on the
@@ -203,3 +211,62 @@ def length_grouped_batches(lengths: list[int], batch_size: int, seed: int) -> li
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     rng.shuffle(batches)  # so that training does not go from short examples to long ones
     return batches
+
+
+# --- inference: the prompt, where the answer stops, padding -----------------------------------
+
+
+def prompt_messages(example: Example) -> list[dict[str, str]]:
+    """The chat messages before the example's last model turn (all of it when it has none)."""
+    last = example.last_model_index()
+    kept = Example(turns=example.turns if last is None else example.turns[:last], system=example.system, id=example.id)
+    return chat_messages(kept)
+
+
+def render_prompt(example: Example, tokenizer: PreTrainedTokenizerBase) -> str:
+    """The text the model reads before it answers, as training renders it: the conversation
+    up to its last model turn, with the generation prompt ("<|im_start|>assistant\\n" for SmolLM2)."""
+    return _render(tokenizer, prompt_messages(example), example, add_generation_prompt=True)
+
+
+def stop_token_ids(tokenizer: PreTrainedTokenizerBase, generation_config=None) -> list[int]:
+    """Where a generated answer ends: the token the chat template writes right after a model
+    turn (what training teaches the model to emit), the end-of-sequence token, and any the
+    model's generation config names. Evaluation and serving both stop here."""
+    messages = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    before = tokenizer.apply_chat_template(messages[:1], tokenize=False, add_generation_prompt=True)
+    whole = tokenizer.apply_chat_template(messages, tokenize=False)
+    ids = []
+    if whole.startswith(before + "b"):
+        after = tokenizer(whole[len(before) + 1 :], add_special_tokens=False)["input_ids"]
+        ids += after[:1]
+    ids.append(tokenizer.eos_token_id)
+    configured = getattr(generation_config, "eos_token_id", None)
+    ids += configured if isinstance(configured, list) else [configured]
+    ids = [i for i in dict.fromkeys(ids) if i is not None]
+    if not ids:
+        raise TunesmithError("cannot tell where the model's turn ends: its tokenizer has no end-of-turn token")
+    return ids
+
+
+def pad_token_id(tokenizer: PreTrainedTokenizerBase, generation_config=None) -> int:
+    """The token that fills a padded row (masked out, so any token would do): the tokenizer's
+    own, else the first stop token."""
+    if tokenizer.pad_token_id is not None:
+        return tokenizer.pad_token_id
+    return stop_token_ids(tokenizer, generation_config)[0]
+
+
+def left_padded(sequences: list[list[int]], pad_id: int):
+    """(input_ids, attention_mask) with padding on the left, so every row's last prompt token
+    sits in the last column and one forward step extends every row."""
+    import torch
+
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        if ids:
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[row, width - len(ids) :] = 1
+    return input_ids, attention_mask

@@ -1,6 +1,6 @@
 """Tuning targets: the limits, tokenizer and price of one model on one service, as data.
 
-Each target is a YAML file under `plan/targets/<kind>/<model>.yaml`, named `<kind>/<model>`
+Each target is a YAML file beside this module, `targets/<kind>/<model>.yaml`, named `<kind>/<model>`
 (for example `vertex/gemini-2.5-flash`), so supporting a new model is adding a file."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Target(BaseModel):
 
 
 def _root():
-    return resources.files("tunesmith.plan") / "targets"
+    return resources.files("tunesmith.targets")
 
 
 def target_names() -> list[str]:

@@ -1,0 +1,67 @@
+"""This machine's compute: whether its CPU multiplies bfloat16 natively, which precision a run
+gets for "auto", and how fast large matrix products run (the ceiling of any training step).
+
+torch is imported inside the functions that need it: planning and the data commands import
+this module without paying for torch."""
+
+from __future__ import annotations
+
+import time
+
+PROBE_SIZE = 2048  # square matrices: large enough to reach the peak, small enough to take ~2 s
+PROBE_REPEATS = 10
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX): there bf16 matrix
+    products run 3-8x faster than fp32 ones (the plan's probe on a two-core AMX machine);
+    elsewhere bf16 is emulated and slower."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_precision(precision: str) -> str:
+    """auto: bf16 on a GPU that supports it, else fp16 on a GPU; on a CPU bf16 autocast
+    (fp32 master weights) where the CPU has native bf16, else fp32. Anything else as given."""
+    import torch
+
+    if precision != "auto":
+        return precision
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_bf16() else "fp32"
+
+
+def serving_dtype(device: str) -> str:
+    """The weights' dtype for inference on `device` ("cpu" or "cuda..."): bfloat16 where it is native."""
+    import torch
+
+    native_bf16 = torch.cuda.is_bf16_supported() if device.startswith("cuda") else cpu_has_bf16()
+    return "bfloat16" if native_bf16 else "float32"
+
+
+def matmul_peak_tflops(dtype, device: str = "cpu") -> float:
+    """The rate of large square matrix products: the ceiling any training step runs under."""
+    import torch
+
+    a = torch.randn(PROBE_SIZE, PROBE_SIZE, dtype=dtype, device=device)
+    b = torch.randn(PROBE_SIZE, PROBE_SIZE, dtype=dtype, device=device)
+    for _ in range(2):  # warm-up: thread pools, kernels
+        a @ b
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(PROBE_REPEATS):
+        a @ b
+    _sync(device)
+    return 2 * PROBE_SIZE**3 * PROBE_REPEATS / (time.perf_counter() - start) / 1e12
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
