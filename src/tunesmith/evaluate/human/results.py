@@ -175,8 +175,10 @@ def _percent(x: float) -> str:
 
 
 def _agreement_phrase(agreement: dict | None) -> str:
-    if not agreement or agreement["alpha"] is None:
-        return "agreement not measured (no item rated twice with any disagreement possible)"
+    if not agreement or not agreement["units"]:
+        return "agreement not measured yet (no item rated twice)"
+    if agreement["alpha"] is None:
+        return f"agreement α undefined (every rating of the {agreement['units']} shared items the same)"
     return f"agreement α = {agreement['alpha']:.2f} ({agreement['reading']})"
 
 
