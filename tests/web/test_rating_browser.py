@@ -89,7 +89,7 @@ def _texts(seen) -> list[str]:
 def test_two_raters_rate_with_the_keyboard_and_never_see_a_model_name(browser, server_url):
     from playwright.sync_api import expect
 
-    created = create_task(eval_run=eval_run_with_outputs(6), raters=["ana", "ben"], overlap=0.5, base_url=server_url)
+    created = create_task(eval_run=eval_run_with_outputs(6), raters=["ana", "ben"], overlap=0.5, link_base=server_url)
     for rater, link in created.links:
         context = browser.new_context()
         page = context.new_page()
@@ -112,7 +112,7 @@ def test_two_raters_rate_with_the_keyboard_and_never_see_a_model_name(browser, s
 def test_closing_the_page_midway_loses_no_rating(browser, server_url):
     from playwright.sync_api import expect
 
-    created = create_task(eval_run=eval_run_with_outputs(5), raters=["ana"], mode="pairwise", base_url=server_url)
+    created = create_task(eval_run=eval_run_with_outputs(5), raters=["ana"], mode="pairwise", link_base=server_url)
     link = created.links[0][1]
     context = browser.new_context()
     page = context.new_page()
@@ -133,7 +133,7 @@ def test_closing_the_page_midway_loses_no_rating(browser, server_url):
 
 
 def test_a_wrong_or_closed_link_is_refused(browser, server_url):
-    created = create_task(eval_run=eval_run_with_outputs(2), raters=["ana"], base_url=server_url)
+    created = create_task(eval_run=eval_run_with_outputs(2), raters=["ana"], link_base=server_url)
     context = browser.new_context()
     page = context.new_page()
     response = page.goto(f"{server_url}/rate/not-a-real-token")

@@ -42,9 +42,9 @@ def create_command(
     eval_run, model_refs = _sources(sources, models)
     created = create_task(eval_run=eval_run, models=model_refs, data=data, split=split, raters=raters.split(","),
                           mode=mode, items=items, overlap=overlap, overlap_raters=overlap_raters, gold=gold,
-                          instructions=instructions, expires_days=expires_days, seed=seed, base_url=url,
-                          progress=lambda message: print(message, file=sys.stderr),
-                          **({"base_url": base_url, "api_key": api_key} if model_refs else {}))
+                          instructions=instructions, expires_days=expires_days, seed=seed, link_base=url,
+                          progress=lambda message: print(message, file=sys.stderr), base_url=base_url,
+                          api_key=api_key)
     task = created.task
     if json_out:
         print(json.dumps({"id": task.id, "mode": task.mode, "settings": task.settings, "warnings": created.warnings,

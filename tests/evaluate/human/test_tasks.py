@@ -43,7 +43,7 @@ def _rate_all(token: str, prefer_first_text: str = "one)", agree: bool = True) -
 
 def test_a_task_from_an_eval_run_has_items_raters_and_private_links():
     run = eval_run_with_outputs(20)
-    created = create_task(eval_run=run, raters=["ana", "ben"], overlap=0.25, base_url="http://host:9")
+    created = create_task(eval_run=run, raters=["ana", "ben"], overlap=0.25, link_base="http://host:9")
     task = created.task
     assert task.eval_run_id == run and task.status == "open" and task.mode == "both"
     assert task.models == {"keys": ["model", "baseline"], "labels": {"model": "zebra-tuned-7", "baseline": "okapi-base-3"}}

@@ -49,16 +49,20 @@ def ui_url() -> str:
     return os.environ.get("TUNESMITH_UI_URL", DEFAULT_UI_URL).rstrip("/")
 
 
-def rating_link(token: str, base_url: str | None = None) -> str:
-    return f"{(base_url or ui_url()).rstrip('/')}/rate/{token}"
+def rating_link(token: str, link_base: str | None = None) -> str:
+    return f"{(link_base or ui_url()).rstrip('/')}/rate/{token}"
 
 
 def create_task(*, raters: list[str], eval_run: str | None = None, models: list[str] | None = None,
                 data: str | Path | None = None, split: str | None = None, mode: str = "both",
                 items: int | None = None, overlap: float = 0.2, overlap_raters: int = 2,
                 gold: str | Path | None = None, instructions: str | None = None, expires_days: float | None = None,
-                seed: int = 0, base_url: str | None = None, progress=None, **provider_options) -> CreatedTask:
-    """Create a rating task and its private links; nothing is written unless all of it is valid."""
+                seed: int = 0, link_base: str | None = None, progress=None, base_url: str | None = None,
+                api_key: str | None = None) -> CreatedTask:
+    """Create a rating task and its private links; nothing is written unless all of it is valid.
+
+    `link_base` is the web app's address in the links (default `ui_url()`); `base_url` and
+    `api_key` are the endpoint of openai:MODEL / gemini:MODEL references in `models`."""
     raters = _check_raters(raters)
     if mode not in RATING_MODES:
         raise BadInputError(f"unknown mode {mode!r}", f"use one of: {', '.join(RATING_MODES)}")
@@ -78,7 +82,7 @@ def create_task(*, raters: list[str], eval_run: str | None = None, models: list[
         source = _from_eval_run(eval_run)
         source.inputs = _sample(source.inputs, items, seed)
     else:
-        source = _generate(models, data, split, items, seed, progress, **provider_options)
+        source = _generate(models, data, split, items, seed, progress, base_url=base_url, api_key=api_key)
 
     rows = [{"example_id": inp["example_id"], "input_text": inp["input"], "reference": inp["reference"],
              "first_model": a, "second_model": b, "first_output": inp["outputs"][a],
@@ -99,7 +103,7 @@ def create_task(*, raters: list[str], eval_run: str | None = None, models: list[
         raters=[{"name": name, "token": token} for name, token in zip(raters, tokens)],
         assignments=[a.__dict__ for a in plan], eval_run_id=source.eval_run_id, instructions=instructions,
         expires_at=utc_now() + timedelta(days=expires_days) if expires_days else None)
-    return CreatedTask(task, [(name, rating_link(token, base_url)) for name, token in zip(raters, tokens)], warnings)
+    return CreatedTask(task, [(name, rating_link(token, link_base)) for name, token in zip(raters, tokens)], warnings)
 
 
 def _check_raters(raters: list[str]) -> list[str]:
