@@ -34,6 +34,7 @@ def create_command(
                                               "or http://127.0.0.1:8000)"),
     base_url: str | None = typer.Option(None, help="with --models: the endpoint of openai:MODEL or gemini:MODEL"),
     api_key: str | None = typer.Option(None, help="with --models: the endpoint's key"),
+    max_new_tokens: int | None = typer.Option(None, min=1, help="with --models: default 1.5 x the longest reference, plus 16"),
     json_out: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Create a rating task and print one private link per rater."""
@@ -44,7 +45,7 @@ def create_command(
                           mode=mode, items=items, overlap=overlap, overlap_raters=overlap_raters, gold=gold,
                           instructions=instructions, expires_days=expires_days, seed=seed, link_base=url,
                           progress=lambda message: print(message, file=sys.stderr), base_url=base_url,
-                          api_key=api_key)
+                          api_key=api_key, max_new_tokens=max_new_tokens)
     task = created.task
     if json_out:
         print(json.dumps({"id": task.id, "mode": task.mode, "settings": task.settings, "warnings": created.warnings,

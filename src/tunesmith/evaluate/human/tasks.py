@@ -58,11 +58,12 @@ def create_task(*, raters: list[str], eval_run: str | None = None, models: list[
                 items: int | None = None, overlap: float = 0.2, overlap_raters: int = 2,
                 gold: str | Path | None = None, instructions: str | None = None, expires_days: float | None = None,
                 seed: int = 0, link_base: str | None = None, progress=None, base_url: str | None = None,
-                api_key: str | None = None) -> CreatedTask:
+                api_key: str | None = None, max_new_tokens: int | None = None) -> CreatedTask:
     """Create a rating task and its private links; nothing is written unless all of it is valid.
 
-    `link_base` is the web app's address in the links (default `ui_url()`); `base_url` and
-    `api_key` are the endpoint of openai:MODEL / gemini:MODEL references in `models`."""
+    `link_base` is the web app's address in the links (default `ui_url()`); `base_url`,
+    `api_key` and `max_new_tokens` (default: as `tunesmith eval`) are for generating the
+    outputs of `models`."""
     raters = _check_raters(raters)
     if mode not in RATING_MODES:
         raise BadInputError(f"unknown mode {mode!r}", f"use one of: {', '.join(RATING_MODES)}")
@@ -82,7 +83,8 @@ def create_task(*, raters: list[str], eval_run: str | None = None, models: list[
         source = _from_eval_run(eval_run)
         source.inputs = _sample(source.inputs, items, seed)
     else:
-        source = _generate(models, data, split, items, seed, progress, base_url=base_url, api_key=api_key)
+        source = _generate(models, data, split, items, seed, progress, max_new_tokens,
+                           base_url=base_url, api_key=api_key)
 
     rows = [{"example_id": inp["example_id"], "input_text": inp["input"], "reference": inp["reference"],
              "first_model": a, "second_model": b, "first_output": inp["outputs"][a],
@@ -142,7 +144,7 @@ def _from_eval_run(ref: str) -> _Source:
     return _Source(keys, labels, inputs, run.id)
 
 
-def _generate(models: list[str], data, split, items, seed, progress, **provider_options) -> _Source:
+def _generate(models: list[str], data, split, items, seed, progress, max_new_tokens, **provider_options) -> _Source:
     from ..providers import Resolver
     from ..runner import default_max_new_tokens, generate_all, load_eval_data
 
@@ -159,7 +161,8 @@ def _generate(models: list[str], data, split, items, seed, progress, **provider_
     examples = _sample(evaluation.examples, items, seed)
     providers = [resolver.provider(ref, a or anchor) for ref, a in zip(models, anchors)]
     references = [ex.output_text for ex in examples]
-    outputs, _ = generate_all(providers, examples, default_max_new_tokens(providers[0], references), progress)
+    max_new_tokens = max_new_tokens or default_max_new_tokens(providers[0], references)
+    outputs, _ = generate_all(providers, examples, max_new_tokens, progress)
     inputs = [{"example_id": ex.id, "input": ex.input_text, "reference": ex.output_text,
                "outputs": {ref: outputs[m][i] for m, ref in enumerate(models)}} for i, ex in enumerate(examples)]
     return _Source(list(models), {ref: ref for ref in models}, inputs)
