@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
-from collections import Counter
 import json
+from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -189,8 +190,8 @@ def test_export_writes_every_rating_unblinded_as_csv_and_jsonl(tmp_path):
     created = create_task(eval_run=eval_run_with_outputs(5), raters=["ana"])
     _rate_all(_token(created.links[0][1]))
     paths = export_ratings(created.task.id, tmp_path)
-    rows = list(csv.DictReader(open(paths["csv"], encoding="utf-8")))
-    lines = [json.loads(line) for line in open(paths["jsonl"], encoding="utf-8")]
+    rows = list(csv.DictReader(Path(paths["csv"]).read_text(encoding="utf-8").splitlines()))
+    lines = [json.loads(line) for line in Path(paths["jsonl"]).read_text(encoding="utf-8").splitlines()]
     assert len(rows) == len(lines) == paths["ratings"] == 5
     assert {r["preferred_model"] for r in rows} == {"zebra-tuned-7"}
     assert {lines[0]["left_model"], lines[0]["right_model"]} == {"zebra-tuned-7", "okapi-base-3"}
@@ -224,6 +225,6 @@ def test_cli_bad_input_is_a_sentence_and_exit_code_2():
     import sys
 
     result = subprocess.run([sys.executable, "-m", "tunesmith", "rate", "create", "--models", "only-one",
-                             "--raters", "ana"], capture_output=True, text=True)
+                             "--raters", "ana"], capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert "error: --models needs two or more models" in result.stderr and "Traceback" not in result.stderr

@@ -49,7 +49,7 @@ def page_setup(token: str) -> dict:
 
 def next_item(token: str) -> dict:
     """The first item of the rater's queue not rated yet (`item` is None when all are done), with progress."""
-    rater, task = open_link(token)
+    rater, _ = open_link(token)
     queue = queries.rater_queue(rater.id)
     done = sum(rating is not None for _, _, rating in queue)
     state = {"done": done, "total": len(queue), "item": None}

@@ -10,6 +10,7 @@ Gold items are left out of every model statistic: they measure the raters, not t
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter, defaultdict
 
 from ...store import queries
@@ -119,23 +120,28 @@ def _agreement(units: dict, level: str, weights: str | None, names: dict[int, st
     number of raters; Cohen's κ for each two raters who share units."""
     shared = {u: v for u, v in units.items() if len(v) >= 2}
     rater_ids = sorted({r for v in units.values() for r in v})
-    alpha = ag.krippendorff_alpha([[v.get(r) for r in rater_ids] for v in shared.values()], level) if shared else None
-    alpha = None if alpha is None or alpha != alpha else alpha  # NaN: no disagreement possible
+    alpha = _number(ag.krippendorff_alpha([[v.get(r) for r in rater_ids] for v in shared.values()], level)
+                    if shared else None)
     fleiss = None
     if shared:
         m = Counter(len(v) for v in shared.values()).most_common(1)[0][0]
         categories = sorted({x for v in shared.values() for x in v.values()})
         table = [[list(v.values()).count(c) for c in categories] for v in shared.values() if len(v) == m]
         value = ag.fleiss_kappa(table)
-        fleiss = {"kappa": None if value != value else value, "units": len(table), "raters_per_unit": m}
+        fleiss = {"kappa": _number(value), "units": len(table), "raters_per_unit": m}
     cohen = []
     for a, b in itertools.combinations(rater_ids, 2):
         common = [u for u, v in shared.items() if a in v and b in v]
         if common:
             value = ag.cohen_kappa([units[u][a] for u in common], [units[u][b] for u in common], weights)
-            cohen.append({"raters": [names[a], names[b]], "kappa": None if value != value else value, "units": len(common)})
+            cohen.append({"raters": [names[a], names[b]], "kappa": _number(value), "units": len(common)})
     return {"level": level, "units": len(shared), "alpha": alpha, "reading": ag.reading(alpha), "fleiss": fleiss,
             "cohen": cohen}
+
+
+def _number(value: float | None) -> float | None:
+    """None for NaN (a statistic undefined here, e.g. when every rating was the same): JSON has no NaN."""
+    return None if value is None or math.isnan(value) else value
 
 
 def _per_rater(ratings: list[Rating], items: dict[int, RatingItem], raters: dict[int, str]) -> list[dict]:
