@@ -132,6 +132,8 @@ def print_results(results: dict) -> None:
             low, high = w["interval"]
             print(f"  {w['model']} vs {w['other']}: {w['win_rate']:.1%} ({low:.1%}–{high:.1%}) over "
                   f"{w['ratings']} ratings of {w['inputs']} inputs: {w['wins']} won, {w['losses']} lost, {w['ties']} tied")
+            if len(t["models"]) > 2:
+                print(f"    power: {w['power']['text']}")
         for b in pairwise["bradley_terry"] or []:
             print(f"  Bradley–Terry {b['model']}: {b['strength']:+.2f} ({b['interval'][0]:+.2f} to "
                   f"{b['interval'][1]:+.2f}), Elo-like {b['elo']:.0f}")

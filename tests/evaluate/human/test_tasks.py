@@ -228,3 +228,38 @@ def test_cli_bad_input_is_a_sentence_and_exit_code_2():
                              "--raters", "ana"], capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert "error: --models needs two or more models" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_three_models_get_bradley_terry_and_power_advice_per_pair():
+    from tunesmith.store.schema import RatingItem
+
+    created = create_task(eval_run=eval_run_with_outputs(12), raters=["ana"], mode="pairwise")
+    # A third model's outputs, as if generated: one more pair per input (model vs third, baseline vs third).
+    with session_scope() as s:
+        task = s.get(RatingTask, created.task.id)
+        task.models = {"keys": ["model", "baseline", "third"],
+                       "labels": {"model": "zebra-tuned-7", "baseline": "okapi-base-3", "third": "lynx-9"}}
+        for item in queries.rating_items(task.id, session=s):
+            for other in ("model", "baseline"):
+                s.add(RatingItem(task_id=task.id, example_id=item.example_id, input_text=item.input_text,
+                                 reference=item.reference, first_model=other, second_model="third",
+                                 first_output=f"{other} output one)", second_output="third output", gold=None))
+        s.flush()
+        rater = queries.task_raters(task.id, session=s)[0]
+        count = len(queries.rating_items(task.id, session=s))
+        s.query(queries.RatingAssignment).filter_by(task_id=task.id).delete()
+        for n, item in enumerate(queries.rating_items(task.id, session=s), 1):
+            s.add(queries.RatingAssignment(task_id=task.id, rater_id=rater.id, item_id=item.id, sequence=n,
+                                           first_on_left=n % 2 == 0))
+    assert count == 36
+    token = created.links[0][1].rsplit("/", 1)[1]
+    state = next_item(token)
+    while state["item"]:  # prefer "one)" (the tuned model over both, the baseline over the third), else tie
+        left, right = state["item"]["left"], state["item"]["right"]
+        choice = "tie" if ("one)" in left) == ("one)" in right) else ("left" if "one)" in left else "right")
+        state = submit(token, state["item"]["n"], choice=choice)
+    results = task_results(created.task.id)
+    strengths = [row["model"] for row in results["pairwise"]["bradley_terry"]]
+    assert strengths[0] == "zebra-tuned-7" and len(strengths) == 3
+    assert results["verdict_text"].startswith("Raters ranked zebra-tuned-7 first of 3 models on 12 inputs")
+    assert all("power" in w for w in results["pairwise"]["win_rates"])

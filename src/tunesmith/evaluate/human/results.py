@@ -44,6 +44,9 @@ def task_results(task_id: str, resamples: int = 2000, seed: int = 0) -> dict:
         outcomes = [Outcome(items[r.item_id].example_id, r.left_model, r.right_model, CHOICE_SCORE[r.choice])
                     for r in model_ratings if r.choice]
         pairs = [win_rate(outcomes, a, b, resamples, seed) for a, b in itertools.combinations(keys, 2)]
+        for pair in filter(None, pairs):  # how many more ratings would settle this pair
+            pair["power"] = more_ratings(pair["win_rate"], 0.5, pair["interval"], pair["standard_error"],
+                                         pair["inputs"], pair["ratings"])
         results["pairwise"] = {
             "win_rates": [_labelled(p, labels) for p in pairs if p],
             "bradley_terry": ([_labelled(row, labels) for row in bradley_terry(outcomes, keys, resamples, seed)]
