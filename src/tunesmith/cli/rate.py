@@ -139,7 +139,8 @@ def print_results(results: dict) -> None:
                   f"{b['interval'][1]:+.2f}), Elo-like {b['elo']:.0f}")
         bias = pairwise["position_bias"]
         if bias:
-            verdict = "raters favour the left side" if bias["biased"] else "no sign of a side preference"
+            side = "left" if bias["left_share"] > 0.5 else "right"
+            verdict = f"raters favour the {side} side" if bias["biased"] else "no sign of a side preference"
             print(f"  left chosen in {bias['left_share']:.0%} of {bias['strict_preferences']} strict preferences "
                   f"(p = {bias['p_value']:.3f}): {verdict}")
     if scale:
