@@ -24,3 +24,20 @@ def test_a_task_on_bitext_support_with_generated_outputs(shared_data, registered
     assert results["progress"]["ratings"] == 7  # 5 items, 2 of them (40%) twice
     assert results["pairwise"]["position_bias"]["left_share"] == 0.0  # they always chose the right side
     assert results["verdict_text"].startswith("Raters preferred ")
+
+
+def test_a_task_on_a_real_evaluation_run_of_bitext_support(shared_data, registered):
+    from tunesmith.evaluate import evaluate
+    from tunesmith.evaluate.human import human_verdict
+
+    data = shared_data / "bitext-support" / "Bitext_Sample_Customer_Support_Training_Dataset.csv"
+    result = evaluate(registered.name, data=data, limit=4, max_new_tokens=16, resamples=1000)
+    created = create_task(eval_run=result.id, raters=["ana"], mode="scale")
+    items = queries.rating_items(created.task.id)
+    assert [i.example_id for i in items] == [it["id"] for it in result.items]
+    assert created.task.models["labels"]["model"] == registered.name
+    token = created.links[0][1].rsplit("/", 1)[1]
+    state = next_item(token)
+    while state["item"]:
+        state = submit(token, state["item"]["n"], left_score=3, right_score=3)
+    assert human_verdict(result.id).startswith(f"Raters scored {registered.name} 3.0 and ")
