@@ -36,13 +36,15 @@ def list_command(json_out: bool = typer.Option(False, "--json", help="print JSON
 @app.command("show")
 def show_command(model_id: str, json_out: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """A model version, its lineage and its eval runs."""
+    from ..evaluate.human import human_verdict
     from ..store.queries import get_model, list_eval_runs
 
     model = get_model(model_id)
     data = row_dict(model)
     runs = list_eval_runs(model.id)
     evals = [{"id": r.id, "created_at": r.created_at.isoformat(), "baseline": r.baseline_ref, "split": r.split,
-              "examples": r.examples, "verdict": r.verdict, "verdict_text": r.verdict_text, "report": r.report_path}
+              "examples": r.examples, "verdict": r.verdict, "verdict_text": r.verdict_text,
+              "human_verdict_text": human_verdict(r.id), "report": r.report_path}
              for r in runs]
     if json_out:
         print(json.dumps({**data, "eval_runs": evals}, indent=2))
@@ -54,7 +56,8 @@ def show_command(model_id: str, json_out: bool = typer.Option(False, "--json", h
     print(f"{'eval runs':16} {len(evals) or 'none (tunesmith eval ' + model.id + ')'}")
     for e in evals:
         print(f"  {e['id']}  {e['created_at'][:19]}  vs {e['baseline'] or '-'} on {e['examples']} {e['split']} "
-              f"examples: {e['verdict'] or 'no verdict'}\n    {e['verdict_text'] or ''}\n    {e['report']}")
+              f"examples: {e['verdict'] or 'no verdict'}\n    {e['verdict_text'] or ''}\n"
+              + (f"    human: {e['human_verdict_text']}\n" if e["human_verdict_text"] else "") + f"    {e['report']}")
 
 
 @app.command("compare")

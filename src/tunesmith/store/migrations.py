@@ -250,3 +250,95 @@ def m002_eval_and_serving(op: Operations) -> None:
         sa.PrimaryKeyConstraint("id", name="pk_served_requests"),
     )
     op.create_index("ix_served_requests_time", "served_requests", ["time"])
+
+
+@migration
+def m003_human_rating(op: Operations) -> None:
+    """Blind human rating: tasks, their items, raters with private tokens, assignments, ratings."""
+    op.create_table(
+        "rating_tasks",
+        sa.Column("id", sa.String, nullable=False),
+        sa.Column("eval_run_id", sa.String),
+        sa.Column("mode", sa.String, nullable=False),
+        sa.Column("status", sa.String, nullable=False),
+        sa.Column("models", sa.JSON, nullable=False),
+        sa.Column("instructions", sa.Text),
+        sa.Column("settings", sa.JSON, nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True)),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("closed_at", sa.DateTime(timezone=True)),
+        sa.PrimaryKeyConstraint("id", name="pk_rating_tasks"),
+        sa.ForeignKeyConstraint(["eval_run_id"], ["eval_runs.id"], name="fk_rating_tasks_eval_run_id_eval_runs",
+                                ondelete="SET NULL"),
+    )
+    op.create_table(
+        "rating_items",
+        sa.Column("id", sa.Integer, nullable=False),
+        sa.Column("task_id", sa.String, nullable=False),
+        sa.Column("example_id", sa.String, nullable=False),
+        sa.Column("input_text", sa.Text, nullable=False),
+        sa.Column("reference", sa.Text),
+        sa.Column("first_model", sa.String, nullable=False),
+        sa.Column("second_model", sa.String, nullable=False),
+        sa.Column("first_output", sa.Text, nullable=False),
+        sa.Column("second_output", sa.Text, nullable=False),
+        sa.Column("gold", sa.JSON),
+        sa.PrimaryKeyConstraint("id", name="pk_rating_items"),
+        sa.ForeignKeyConstraint(["task_id"], ["rating_tasks.id"], name="fk_rating_items_task_id_rating_tasks",
+                                ondelete="CASCADE"),
+    )
+    op.create_index("ix_rating_items_task_id", "rating_items", ["task_id"])
+    op.create_table(
+        "raters",
+        sa.Column("id", sa.Integer, nullable=False),
+        sa.Column("task_id", sa.String, nullable=False),
+        sa.Column("name", sa.String, nullable=False),
+        sa.Column("token", sa.String, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_raters"),
+        sa.ForeignKeyConstraint(["task_id"], ["rating_tasks.id"], name="fk_raters_task_id_rating_tasks",
+                                ondelete="CASCADE"),
+        sa.UniqueConstraint("token", name="uq_raters_token"),
+    )
+    op.create_index("ix_raters_task_id", "raters", ["task_id"])
+    op.create_table(
+        "rating_assignments",
+        sa.Column("id", sa.Integer, nullable=False),
+        sa.Column("task_id", sa.String, nullable=False),
+        sa.Column("rater_id", sa.Integer, nullable=False),
+        sa.Column("item_id", sa.Integer, nullable=False),
+        sa.Column("sequence", sa.Integer, nullable=False),
+        sa.Column("first_on_left", sa.Boolean, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_rating_assignments"),
+        sa.ForeignKeyConstraint(["task_id"], ["rating_tasks.id"], name="fk_rating_assignments_task_id_rating_tasks",
+                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["rater_id"], ["raters.id"], name="fk_rating_assignments_rater_id_raters",
+                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["item_id"], ["rating_items.id"], name="fk_rating_assignments_item_id_rating_items",
+                                ondelete="CASCADE"),
+    )
+    op.create_index("ix_rating_assignments_rater_id_sequence", "rating_assignments", ["rater_id", "sequence"])
+    op.create_table(
+        "ratings",
+        sa.Column("id", sa.Integer, nullable=False),
+        sa.Column("task_id", sa.String, nullable=False),
+        sa.Column("assignment_id", sa.Integer, nullable=False),
+        sa.Column("rater_id", sa.Integer, nullable=False),
+        sa.Column("item_id", sa.Integer, nullable=False),
+        sa.Column("left_model", sa.String, nullable=False),
+        sa.Column("right_model", sa.String, nullable=False),
+        sa.Column("choice", sa.String),
+        sa.Column("left_score", sa.Integer),
+        sa.Column("right_score", sa.Integer),
+        sa.Column("comment", sa.Text),
+        sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_ratings"),
+        sa.ForeignKeyConstraint(["task_id"], ["rating_tasks.id"], name="fk_ratings_task_id_rating_tasks",
+                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["assignment_id"], ["rating_assignments.id"],
+                                name="fk_ratings_assignment_id_rating_assignments", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["rater_id"], ["raters.id"], name="fk_ratings_rater_id_raters", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["item_id"], ["rating_items.id"], name="fk_ratings_item_id_rating_items",
+                                ondelete="CASCADE"),
+        sa.UniqueConstraint("assignment_id", name="uq_ratings_assignment_id"),
+    )
+    op.create_index("ix_ratings_task_id", "ratings", ["task_id"])

@@ -35,12 +35,17 @@ from .schema import (
     Job,
     JobEvent,
     ModelVersion,
+    Rater,
+    Rating,
+    RatingAssignment,
+    RatingItem,
+    RatingTask,
     ServedRequest,
     StepMetrics,
     utc_now,
 )
 
-Record = TypeVar("Record", Job, ModelVersion)
+Record = TypeVar("Record", Job, ModelVersion, EvalRun, RatingTask)
 
 # What may change on a job besides its status: where it runs and how the remote side sees it.
 # The status (with stop_reason, error and the start and end times) changes through transition_job only.
@@ -379,3 +384,113 @@ def get_dataset_version(version: str, *, session: Session | None = None) -> Data
     """The recorded prepared dataset with this version hash, or None."""
     with _using(session) as s:
         return s.get(DatasetVersion, version)
+
+
+# --- Human rating -------------------------------------------------------------------
+
+
+def record_rating_task(*, mode: str, models: dict[str, Any], settings: dict[str, Any], items: list[dict[str, Any]],
+                       raters: list[dict[str, Any]], assignments: list[dict[str, Any]],
+                       eval_run_id: str | None = None, instructions: str | None = None,
+                       expires_at: datetime | None = None, session: Session | None = None) -> RatingTask:
+    """A rating task with all its rows, in one transaction (all or nothing).
+
+    `items` are RatingItem columns by name; `raters` are {"name", "token"}; each assignment
+    names its item and rater by their index in those lists ("item", "rater") and gives
+    "sequence" and "first_on_left"."""
+    with _using(session) as s:
+        task = RatingTask(id=_fresh_id(s, RatingTask, "rt"), eval_run_id=eval_run_id, mode=mode, status="open",
+                          models=models, instructions=instructions, settings=settings, expires_at=expires_at)
+        s.add(task)
+        s.flush()
+        item_rows = [RatingItem(task_id=task.id, **item) for item in items]
+        rater_rows = [Rater(task_id=task.id, **rater) for rater in raters]
+        s.add_all(item_rows + rater_rows)
+        s.flush()
+        s.add_all(RatingAssignment(task_id=task.id, rater_id=rater_rows[a["rater"]].id, item_id=item_rows[a["item"]].id,
+                                   sequence=a["sequence"], first_on_left=a["first_on_left"]) for a in assignments)
+        s.flush()
+        return task
+
+
+def get_rating_task(id_or_prefix: str, *, session: Session | None = None) -> RatingTask:
+    """The rating task with this id, or the only one whose id starts with it."""
+    with _using(session) as s:
+        return _by_id_or_prefix(s, RatingTask, id_or_prefix, "rating task", "`tunesmith rate list` shows the tasks")
+
+
+def list_rating_tasks(eval_run_id: str | None = None, limit: int = 50, *,
+                      session: Session | None = None) -> list[RatingTask]:
+    """Newest first; only those made from one eval run when `eval_run_id` is given."""
+    query = select(RatingTask).order_by(RatingTask.created_at.desc(), RatingTask.id.desc()).limit(limit)
+    if eval_run_id is not None:
+        query = query.where(RatingTask.eval_run_id == eval_run_id)
+    with _using(session) as s:
+        return list(s.scalars(query))
+
+
+def close_rating_task(id_or_prefix: str, *, session: Session | None = None) -> RatingTask:
+    """Close a task: its links stop working; its ratings stay."""
+    with _using(session) as s:
+        task = _by_id_or_prefix(s, RatingTask, id_or_prefix, "rating task", "`tunesmith rate list` shows the tasks")
+        if task.status != "closed":
+            task.status, task.closed_at = "closed", utc_now()
+        s.flush()
+        return task
+
+
+def rating_items(task_id: str, *, session: Session | None = None) -> list[RatingItem]:
+    with _using(session) as s:
+        return list(s.scalars(select(RatingItem).where(RatingItem.task_id == task_id).order_by(RatingItem.id)))
+
+
+def task_raters(task_id: str, *, session: Session | None = None) -> list[Rater]:
+    with _using(session) as s:
+        return list(s.scalars(select(Rater).where(Rater.task_id == task_id).order_by(Rater.id)))
+
+
+def rating_assignments(task_id: str, *, session: Session | None = None) -> list[RatingAssignment]:
+    query = (select(RatingAssignment).where(RatingAssignment.task_id == task_id)
+             .order_by(RatingAssignment.rater_id, RatingAssignment.sequence))
+    with _using(session) as s:
+        return list(s.scalars(query))
+
+
+def task_ratings(task_id: str, *, session: Session | None = None) -> list[Rating]:
+    """The task's ratings in the order they were given."""
+    with _using(session) as s:
+        return list(s.scalars(select(Rating).where(Rating.task_id == task_id).order_by(Rating.time, Rating.id)))
+
+
+def rater_by_token(token: str, *, session: Session | None = None) -> Rater | None:
+    with _using(session) as s:
+        return s.scalars(select(Rater).where(Rater.token == token)).first()
+
+
+def rater_queue(rater_id: int, *, session: Session | None = None
+                ) -> list[tuple[RatingAssignment, RatingItem, Rating | None]]:
+    """The rater's assignments in queue order, each with its item and its rating so far (or None)."""
+    query = (select(RatingAssignment, RatingItem, Rating)
+             .join(RatingItem, RatingItem.id == RatingAssignment.item_id)
+             .outerjoin(Rating, Rating.assignment_id == RatingAssignment.id)
+             .where(RatingAssignment.rater_id == rater_id).order_by(RatingAssignment.sequence))
+    with _using(session) as s:
+        return [tuple(row) for row in s.execute(query)]
+
+
+def add_rating(assignment: RatingAssignment, item: RatingItem, *, choice: str | None, left_score: int | None,
+               right_score: int | None, comment: str | None, session: Session | None = None) -> Rating:
+    """Store one rating with the order it was shown in; a second rating of the same
+    assignment is refused (the unique assignment id) and leaves no row."""
+    left, right = ((item.first_model, item.second_model) if assignment.first_on_left
+                   else (item.second_model, item.first_model))
+    with _using(session) as s:
+        taken = s.scalars(select(Rating.id).where(Rating.assignment_id == assignment.id)).first()
+        if taken is not None:
+            raise BadInputError("this item was rated already", "reload the page to get the next item")
+        row = Rating(task_id=assignment.task_id, assignment_id=assignment.id, rater_id=assignment.rater_id,
+                     item_id=item.id, left_model=left, right_model=right, choice=choice, left_score=left_score,
+                     right_score=right_score, comment=comment)
+        s.add(row)
+        s.flush()
+        return row

@@ -241,3 +241,92 @@ class ServedRequest(Base):
     input_messages: Mapped[JSONDict | None]  # {"turns": [{"role", "text"}]}; NULL with --no-log
     output_text: Mapped[str | None] = mapped_column(Text)  # NULL with --no-log
     error: Mapped[str | None] = mapped_column(Text)
+
+
+# --- Human rating (evaluate/human) ---------------------------------------------------
+
+RATING_MODES = ("pairwise", "scale", "both")
+RATING_TASK_STATUSES = ("open", "closed")
+PAIRWISE_CHOICES = ("left", "right", "tie", "both_bad")
+
+
+class RatingTask(Base):
+    """A blind rating task: items (an input and two outputs) that raters judge through private links."""
+
+    __tablename__ = "rating_tasks"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)  # rt-20261125-141502-a1b2
+    eval_run_id: Mapped[str | None] = mapped_column(String, ForeignKey("eval_runs.id", ondelete="SET NULL"))
+    mode: Mapped[str] = mapped_column(String)  # one of RATING_MODES
+    status: Mapped[str] = mapped_column(String)  # one of RATING_TASK_STATUSES
+    models: Mapped[JSONDict]  # {"keys": [output key, ...], "labels": {key: name a person reads}}
+    instructions: Mapped[str | None] = mapped_column(Text)
+    settings: Mapped[JSONDict]  # overlap, raters per overlap item, seed, source, counts
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    closed_at: Mapped[datetime | None]
+
+
+class RatingItem(Base):
+    """One input with the two outputs shown side by side (a pair of models, or a gold pair)."""
+
+    __tablename__ = "rating_items"
+    __table_args__ = (Index(None, "task_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[str] = mapped_column(String, ForeignKey("rating_tasks.id", ondelete="CASCADE"))
+    example_id: Mapped[str] = mapped_column(String)  # the input's id: the cluster of the bootstrap
+    input_text: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str | None] = mapped_column(Text)
+    first_model: Mapped[str] = mapped_column(String)  # an output key of the task (gold: "gold:better")
+    second_model: Mapped[str] = mapped_column(String)
+    first_output: Mapped[str] = mapped_column(Text)
+    second_output: Mapped[str] = mapped_column(Text)
+    gold: Mapped[JSONDict | None]  # known answer: {"choice": "first"|"second"|"tie", "scores": [s1, s2]}
+
+
+class Rater(Base):
+    """A person rating one task, known to the page only by a private token."""
+
+    __tablename__ = "raters"
+    __table_args__ = (Index(None, "task_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[str] = mapped_column(String, ForeignKey("rating_tasks.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String)
+    token: Mapped[str] = mapped_column(String, unique=True)  # the secret in the rater's link
+
+
+class RatingAssignment(Base):
+    """An item given to a rater, with the side each output is shown on and its place in the rater's queue."""
+
+    __tablename__ = "rating_assignments"
+    __table_args__ = (Index(None, "rater_id", "sequence"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[str] = mapped_column(String, ForeignKey("rating_tasks.id", ondelete="CASCADE"))
+    rater_id: Mapped[int] = mapped_column(Integer, ForeignKey("raters.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(Integer, ForeignKey("rating_items.id", ondelete="CASCADE"))
+    sequence: Mapped[int] = mapped_column(Integer)  # 1, 2, ... in the rater's queue
+    first_on_left: Mapped[bool]  # whether the item's first output is shown on the left
+
+
+class Rating(Base):
+    """What a rater said about one assignment, stored the moment it was given."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (Index(None, "task_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[str] = mapped_column(String, ForeignKey("rating_tasks.id", ondelete="CASCADE"))
+    assignment_id: Mapped[int] = mapped_column(Integer, ForeignKey("rating_assignments.id", ondelete="CASCADE"),
+                                               unique=True)  # one rating per assignment: a double submission fails
+    rater_id: Mapped[int] = mapped_column(Integer, ForeignKey("raters.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(Integer, ForeignKey("rating_items.id", ondelete="CASCADE"))
+    left_model: Mapped[str] = mapped_column(String)  # the shown order, as it was shown
+    right_model: Mapped[str] = mapped_column(String)
+    choice: Mapped[str | None] = mapped_column(String)  # one of PAIRWISE_CHOICES (by side); None in scale mode
+    left_score: Mapped[int | None] = mapped_column(Integer)  # 1-5; None in pairwise mode
+    right_score: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    time: Mapped[datetime] = mapped_column(default=utc_now)

@@ -1,0 +1,1 @@
+"""The local web app (`tunesmith ui`): FastAPI + Jinja2, server-rendered."""
