@@ -21,12 +21,15 @@ transformers and the server load only when a function needs them)."""
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
 
 # Each public name and the module that defines it. The modules are imported on first use, by
-# name (importlib), so this package imports none of its floors itself.
+# name (importlib), so this package imports none of its floors itself (and the import
+# contract sees no import from here).
 _WHERE = {
     # data: read, check, prepare, export
     "Example": "tunesmith.data.example",
@@ -78,13 +81,25 @@ _RENAMED = {"render_report": "render_terminal", "estimate_vertex_cost": "estimat
 __all__ = sorted(_WHERE) + ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
+def _public(name: str) -> Any:
+    return getattr(importlib.import_module(_WHERE[name]), _RENAMED.get(name, name))
+
+
+class _Namespace(types.ModuleType):
+    """`tunesmith.plan` is the planning function, though a subpackage of the same name exists:
+    Python sets a package's attribute to each subpackage it imports (tunesmith.plan, .train,
+    .serve, .evaluate), which would shadow the public function once anything imported them."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _WHERE:
+            return _public(name)
+        return super().__getattribute__(name)
+
+    def __getattr__(self, name: str) -> Any:
         raise AttributeError(f"module 'tunesmith' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), _RENAMED.get(name, name))
-    globals()[name] = value  # once found, a plain attribute
-    return value
+
+    def __dir__(self) -> list[str]:
+        return __all__
 
 
-def __dir__() -> list[str]:
-    return __all__
+sys.modules[__name__].__class__ = _Namespace

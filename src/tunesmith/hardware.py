@@ -36,12 +36,24 @@ def resolve_precision(precision: str) -> str:
     return "bf16" if cpu_has_bf16() else "fp32"
 
 
-def serving_dtype(device: str) -> str:
-    """The weights' dtype for inference on `device` ("cpu" or "cuda..."): bfloat16 where it is native."""
+def inference_device() -> str:
+    return "cuda" if _cuda() else "cpu"
+
+
+def inference_dtype(device: str) -> str:
+    """The weights' dtype for generating on `device` ("cpu" or "cuda..."): bfloat16 where it is
+    native, else float32. Evaluation and serving both load by this rule, so an evaluated model
+    answers as the served one does."""
     import torch
 
     native_bf16 = torch.cuda.is_bf16_supported() if device.startswith("cuda") else cpu_has_bf16()
     return "bfloat16" if native_bf16 else "float32"
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def matmul_peak_tflops(dtype, device: str = "cpu") -> float:

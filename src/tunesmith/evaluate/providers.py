@@ -1,7 +1,7 @@
 """Where an evaluated model's answers come from: one interface, three kinds.
 
 - local: a base model, a base with a registered PEFT adapter, or a merged/full model,
-  answered by batched greedy generation (models/generate.py). Adapters on the same base
+  answered by batched greedy generation (models/generate.py, prompts and stops by models/chat.py). Adapters on the same base
   share one loaded copy of it: the base's own answers come from the same weights with the
   adapters switched off.
 - openai: any OpenAI-compatible chat-completions endpoint (base URL + key), temperature 0.
@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from ..data.example import Example
 from ..errors import BadInputError, TunesmithError
+from ..hardware import inference_device, inference_dtype
 from ..models.chat import prompt_messages, render_prompt
 from ..models.gemini import genai_client, genai_contents
 from ..models.generate import DEFAULT_BATCH_SIZE, generate_greedy
@@ -77,7 +78,8 @@ class LoadedBase:
 
     def _load(self):
         if self._model is None:
-            self._model = load_model(self.source)
+            device = inference_device()  # as serving loads it (serve/models.py), so evaluated = served
+            self._model = load_model(self.source, dtype=inference_dtype(device), device=device)
             for name, folder in self._adapters.items():
                 self._attach(name, folder)
         return self._model

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadInputError, TunesmithError
-from ..hardware import serving_dtype
+from ..hardware import inference_device, inference_dtype
 from ..models.catalog import DEFAULT_BASE_MODEL
 from ..models.loading import load_model, load_tokenizer
 from ..registry.resolver import RemoteEndpoint, ResolvedModel, registered_target, resolve
@@ -207,10 +207,9 @@ def _parameter_bytes(parameters: Any) -> int:
 
 
 def _device_and_dtype(device: str, dtype: str) -> tuple[str, str]:
-    import torch
 
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = inference_device()
     if dtype == "auto":
-        dtype = serving_dtype(device)
+        dtype = inference_dtype(device)
     return device, dtype
