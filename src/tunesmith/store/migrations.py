@@ -250,3 +250,12 @@ def m002_eval_and_serving(op: Operations) -> None:
         sa.PrimaryKeyConstraint("id", name="pk_served_requests"),
     )
     op.create_index("ix_served_requests_time", "served_requests", ["time"])
+
+
+@migration
+def m003_web_model_family(op: Operations) -> None:
+    """Model versions get a family: at most one version per family may be in production
+    (NULL: the family is the base model)."""
+    with op.batch_alter_table("model_versions") as batch:
+        batch.add_column(sa.Column("family", sa.String))
+    op.create_index("ix_model_versions_family", "model_versions", ["family"])
