@@ -61,3 +61,20 @@ class RemoteDisplay:
             return
         total = f"/{row['max_steps']}" if row.get("max_steps") else ""
         self.console.print(f"epoch {row['epoch']}, step {row['step']}{total}", highlight=False)
+
+
+def id_table(headers: list[str], rows: list[list[str]], id_columns: tuple[int, ...] = (0,)):
+    """A rich Table whose id columns are never cut or wrapped (ids are what users copy); on a
+    narrow terminal the other columns give way, folding their text onto more lines."""
+    from rich.table import Table
+
+    table = Table(*headers)
+    for index, column in enumerate(table.columns):
+        if index in id_columns:
+            column.no_wrap = True
+            column.min_width = max((len(row[index]) for row in rows), default=0)
+        else:
+            column.overflow = "fold"
+    for row in rows:
+        table.add_row(*row)
+    return table

@@ -23,14 +23,14 @@ def list_command(json_out: bool = typer.Option(False, "--json", help="print JSON
         print(json.dumps([row_dict(m) for m in models], indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table("model", "name", "stage", "base model", "method", "best val loss", "stopped")
+    from ._display import id_table
+
+    rows = []
     for m in models:
         best = (m.best_metrics or {}).get("eval_loss")
-        table.add_row(m.id, m.name or "", m.stage, m.base_model, m.method, f"{best:.4f}" if best else "",
-                      m.stop_reason or "")
-    Console().print(table)
+        rows.append([m.id, m.name or "", m.stage, m.base_model, m.method, f"{best:.4f}" if best else "", m.stop_reason or ""])
+    Console().print(id_table(["model", "name", "stage", "base model", "method", "best val loss", "stopped"], rows))
 
 
 @app.command("show")

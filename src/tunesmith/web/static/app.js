@@ -9,6 +9,7 @@
       evt.detail.shouldSwap = true;
       evt.detail.isError = false;
       evt.detail.target = document.getElementById("flash");
+      evt.detail.swapOverride = "innerHTML";  // the form's own swap (outerHTML) would replace the flash area
     } else {
       document.getElementById("flash").innerHTML = "";
     }
