@@ -469,13 +469,25 @@ def job_status_counts(*, session: Session | None = None) -> dict[str, int]:
         return dict(s.execute(select(Job.status, func.count()).group_by(Job.status)).all())
 
 
-def job_metric_values(job_id: str, after_id: int = 0, *, session: Session | None = None) -> list[tuple]:
+def job_metric_values(job_id: str, after_id: int = 0, max_points: int | None = None, *,
+                      session: Session | None = None) -> list[tuple]:
     """The job's metric rows after row `after_id`, in the order they were recorded, as plain tuples
-    (id, step, epoch, *METRIC_COLUMNS): the chart's data, without building an object per row."""
+    (id, step, epoch, *METRIC_COLUMNS): a chart's data, without building an object per row.
+
+    With `max_points`, a longer run is thinned to about that many steps for a chart that cannot
+    show more: every k-th step, every evaluation, and the newest row (whose id is the cursor for
+    what comes next) are kept."""
     columns = [StepMetrics.id, StepMetrics.step, StepMetrics.epoch] + [getattr(StepMetrics, c) for c in METRIC_COLUMNS]
-    query = select(*columns).where(StepMetrics.job_id == job_id, StepMetrics.id > after_id).order_by(StepMetrics.id)
+    where = [StepMetrics.job_id == job_id, StepMetrics.id > after_id]
     with _using(session) as s:
-        return [tuple(row) for row in s.execute(query)]
+        if max_points:
+            count, last_step, last_id = s.execute(
+                select(func.count(), func.max(StepMetrics.step), func.max(StepMetrics.id)).where(*where)).one()
+            if count > max_points:
+                stride = max(1, -(-(last_step or 0) // max_points))
+                where.append(or_(StepMetrics.step % stride == 0, StepMetrics.eval_loss.is_not(None),
+                                 StepMetrics.id == last_id))
+        return [tuple(row) for row in s.execute(select(*columns).where(*where).order_by(StepMetrics.id))]
 
 
 def eval_items_page(eval_run_id: str, score_key: str | None, view: str = "all", search: str | None = None,

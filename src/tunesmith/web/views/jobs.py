@@ -22,6 +22,9 @@ from ..pages import PAGE_SIZE, Paging, found, is_htmx, page_number, render
 # Events whose data the page needs: the trained tokens per epoch (the "tokens seen" axis)
 # and the overfitting watch's evidence (marked on the loss chart).
 EVENTS_WITH_DATA = ("data", "stopped_early", "stopped", "registered")
+# Steps a chart gets at most when its page opens (a chart 1,000 pixels wide shows no more);
+# a long run is thinned to every k-th step plus every evaluation. Live rows come in full.
+CHART_POINTS = 2000
 router = APIRouter()
 
 
@@ -40,7 +43,7 @@ def jobs(request: Request, status: str | None = None, backend: str | None = None
 def job(request: Request, job_id: str):
     row = actions.fresh(found(queries.get_job, job_id))
     events = queries.job_events(row.id)
-    metrics = chart_rows(queries.job_metric_values(row.id))
+    metrics = chart_rows(queries.job_metric_values(row.id, max_points=CHART_POINTS))
     return render(request, "job.html", {
         "job": row, "state": status_view(row), "events": events,
         "models": [e.data["model_id"] for e in events if e.kind == "registered" and e.data],
@@ -110,7 +113,7 @@ def resume(request: Request, job_id: str):
 
 
 def _changes(job_id: str, after_metric: int, after_event: int) -> tuple[Job, list[tuple], list[JobEvent]]:
-    return (actions.fresh(queries.get_job(job_id)), chart_rows(queries.job_metric_values(job_id, after_metric)),
+    return (actions.fresh(queries.get_job(job_id)), chart_rows(queries.job_metric_values(job_id, after_metric, max_points=CHART_POINTS)),
             queries.job_events(job_id, after_event))
 
 
