@@ -45,12 +45,14 @@ class Filled:
     eval_run: str
 
 
-def fill_store(prepared: Path) -> Filled:
+def fill_store(prepared: Path, markup: bool = True) -> Filled:
+    """`markup`: put script and image tags in the text the pages show (off for the docs' screenshots)."""
+    script, img = (SCRIPT, IMG) if markup else ("", "")
     manifest = json.loads((prepared / "manifest.json").read_text())
     version = manifest["dataset_version"]
     queries.record_dataset_version(version, prepared, manifest)
     spec = {"data": str(prepared), "base_model": "tiny", "method": "lora", "learning_rate": 2e-4, "max_steps": 20,
-            "lora": {"r": 8, "alpha": 16}, "note": SCRIPT}
+            "lora": {"r": 8, "alpha": 16}, "note": script}
     done = queries.create_job("local", spec, "/tmp/run-done", "tiny", "lora", dataset_version=version)
     queries.update_job(done.id, status="running")
     queries.add_event(done.id, "data", "80 train and 20 validation examples, 4,000 trained tokens per epoch",
@@ -65,7 +67,8 @@ def fill_store(prepared: Path) -> Filled:
                 "evaluations": [{"step": 10, "train_loss": 2.0, "eval_loss": 2.2},
                                 {"step": 15, "train_loss": 1.5, "eval_loss": 2.3},
                                 {"step": 20, "train_loss": 1.0, "eval_loss": 2.4}]}
-    queries.add_event(done.id, "stopped_early", f"validation loss has not improved {SCRIPT}", evidence)
+    queries.add_event(done.id, "stopped_early", "validation loss has not improved for 2 evaluations (best 2.2000 at step 10) "
+                      f"while training loss kept falling: the model is overfitting; keeping the checkpoint from step 10 {script}", evidence)
     queries.update_job(done.id, status="succeeded", stop_reason="stopped_early")
     model = queries.register_model(base_model="tiny", method="lora", spec=spec, job_id=done.id, name="tickets-v1",
                                    dataset_version=version, best_metrics={"step": 10, "eval_loss": 2.2},
@@ -73,16 +76,16 @@ def fill_store(prepared: Path) -> Filled:
                                    lineage={"evidence": evidence})
     other = queries.register_model(base_model="tiny", method="lora", spec=spec, dataset_version=version)
     failed = queries.create_job("local", spec, "/tmp/run-failed", "tiny", "full", dataset_version=version)
-    queries.update_job(failed.id, status="failed", stop_reason="nan_loss", error=f"the loss became nan {SCRIPT}")
+    queries.update_job(failed.id, status="failed", stop_reason="nan_loss", error=f"the loss became nan {script}")
     remote = queries.create_job("vertex", {"base_model": "gemini-2.5-flash"}, "/tmp/run-remote", "gemini-2.5-flash",
                                 "vertex-supervised")
     queries.update_job(remote.id, status="running", remote_name="projects/p/locations/l/tuningJobs/1",
                        remote_state="JOB_STATE_RUNNING/TUNING_JOB_STATE_WAITING_FOR_QUOTA")
     items = []
     for i, (m, b) in enumerate([(1, 0), (0, 1), (1, 1), (0, 0)] * 3):
-        items.append({"example_id": f"ex-{i}", "input_text": f"ticket {i} {SCRIPT if i == 1 else ''}",
+        items.append({"example_id": f"ex-{i}", "input_text": f"ticket {i} {script if i == 1 else ''}",
                       "reference": "Technical" if i % 2 else "Billing",
-                      "outputs": {"model": f"model answer {i} {IMG if i == 2 else ''}", "baseline": f"base answer {i}"},
+                      "outputs": {"model": f"model answer {i} {img if i == 2 else ''}", "baseline": f"base answer {i}"},
                       "scores": {"model": {"correct": m}, "baseline": {"correct": b}}})
     summary = {"model": model.id, "baseline": "tiny", "metrics": [{
         "metric": "accuracy", "label": "accuracy", "model": 0.5, "model_interval": [0.25, 0.75], "baseline": 0.5,

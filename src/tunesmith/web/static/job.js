@@ -79,13 +79,22 @@
         ctx.fillRect(xb, top, xl - xb, height);
         ctx.strokeStyle = "#12b76a"; ctx.setLineDash([5, 4]); ctx.lineWidth = 2;
         ctx.beginPath(); ctx.moveTo(xb, top); ctx.lineTo(xb, top + height); ctx.stroke();
-        ctx.fillStyle = "#12b76a"; ctx.font = "12px system-ui"; ctx.fillText("best (kept)", xb + 4, top + 14);
+        ctx.fillStyle = "#12b76a"; ctx.font = "12px system-ui"; ctx.textAlign = "right";
+        ctx.fillText("best (kept)", xb - 4, top + 14); ctx.textAlign = "left";
       }
       ctx.strokeStyle = "#d92d20"; ctx.setLineDash([]); ctx.lineWidth = 2;
       ctx.beginPath(); ctx.moveTo(xl, top); ctx.lineTo(xl, top + height); ctx.stroke();
       ctx.fillStyle = "#d92d20"; ctx.font = "12px system-ui";
       ctx.fillText(best !== null ? "stopped: overfitting" : "stopped", Math.max(u.bbox.left, xl - 120), top + 28);
       ctx.restore();
+    });
+  }
+
+  function ticks(u, values) {  // 2e-4, not 0: learning rates are small
+    return values.map(function (v) {
+      if (v === null) return "";
+      var a = Math.abs(v);
+      return a !== 0 && (a < 0.01 || a >= 1e7) ? v.toExponential(1) : String(+v.toPrecision(4)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
     });
   }
 
@@ -101,7 +110,7 @@
       var opts = {
         width: Math.max(320, el.clientWidth || 520), height: 220, series: series,
         scales: {x: {time: false}},
-        axes: [{label: xAxis === "tokens" ? "tokens seen" : "step"}, {size: 60}],
+        axes: [{label: xAxis === "tokens" ? "tokens seen" : "step", values: ticks}, {size: 64, values: ticks}],
         legend: {live: true},
         hooks: chart.marks ? {draw: [drawMarks]} : {},
       };
