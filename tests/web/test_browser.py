@@ -80,7 +80,9 @@ def test_a_running_job_grows_its_curves_live_and_cancel_stops_it(page, prepared_
         stopped = queries.get_job(job.id)
         assert (stopped.status, stopped.stop_reason) == ("cancelled", "cancelled")
         assert wait_for(lambda: not jobs.pid_alive(job.pid), 60)  # it checkpointed and exited
-        page.wait_for_selector("#resume-button")
+        page.click("#resume-button")  # continues from the checkpoint in the background; the page reloads
+        page.wait_for_selector("#job-status :text('running')", timeout=60_000)
+        assert queries.get_job(job.id).status == "running"
         assert page.problems == []
     finally:
         if jobs.pid_alive(queries.get_job(job.id).pid):

@@ -184,3 +184,10 @@ def test_a_section_plugs_in_with_its_router_and_nav_link(filled):
     app = create_app(sections=[*default_sections(), Section(router, nav=("Extra", "/extra"), open_prefixes=("/extra",))])
     with TestClient(app, base_url=LOOPBACK) as c:
         assert '<a href="/extra"' in c.get("/").text and "an extra page" in c.get("/extra").text
+
+
+def test_cancel_and_resume_refuse_what_cannot_be_done(client, filled):
+    refused = client.post(f"/jobs/{filled.done_job}/cancel", headers={"HX-Request": "true"})
+    assert refused.status_code == 400 and "already ended" in refused.text and "<nav>" not in refused.text
+    assert "only a failed or cancelled job" in client.post(f"/jobs/{filled.done_job}/resume").text
+    assert client.post("/jobs/job-nope/cancel").status_code == 404
