@@ -35,7 +35,7 @@ def dataset(request: Request, version: str):
     jobs, job_total = queries.jobs_page(text=row.id, limit=20)
     manifest = row.manifest or {}
     return render(request, "dataset.html", {
-        "d": row, "m": manifest, "present": _folder(row).is_dir(),
+        "d": row, "m": manifest, "shown_manifest": _without_id_lists(manifest), "present": _folder(row).is_dir(),
         "counts": manifest.get("counts") or {}, "splits": [s for s in SPLITS if s in (manifest.get("splits") or {})],
         "jobs": [j for j in jobs if j.dataset_version == row.id], "job_total": job_total,
     })
@@ -75,6 +75,20 @@ def report(version: str):
     _reports.move_to_end(key)
     # The report is a whole page of its own; it is shown in a sandboxed frame that runs no script.
     return HTMLResponse(_reports[key], headers={"Content-Security-Policy": "script-src 'none'"})
+
+
+def _without_id_lists(manifest: dict) -> dict:
+    """The manifest as shown: the long lists in it (each fix's example ids, each split's content
+    hashes: thousands on a large dataset) as their counts."""
+    shown = dict(manifest)
+    if manifest.get("fixes"):
+        shown["fixes"] = [{**f, "ids": f"{len(f.get('ids') or [])} example ids (in manifest.json)"}
+                          for f in manifest["fixes"]]
+    if manifest.get("splits"):
+        shown["splits"] = {name: {**seal, "content_hashes": f"{len(seal.get('content_hashes') or [])} hashes "
+                                                            "(in manifest.json)"} if "content_hashes" in seal else seal
+                           for name, seal in manifest["splits"].items()}
+    return shown
 
 
 def _folder(row) -> Path:
