@@ -86,6 +86,9 @@ def test_job_filters_and_paging(client, filled):
     first = client.get("/jobs").text
     assert "1–50 of 63" in first and "next" in first
     assert "51–63 of 63" in client.get("/jobs?page=2").text
+    assert "past the end" in client.get("/jobs?page=9").text
+    restored = client.get("/jobs?status=failed", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    assert "<nav>" in restored.text  # the back button gets the whole page
     only = client.get("/jobs?status=failed", headers={"HX-Request": "true"}).text
     assert filled.failed_job in only and filled.done_job not in only and "<nav>" not in only  # a fragment
     assert "1–1 of 1" in client.get(f"/jobs?q={filled.remote_job}").text

@@ -27,7 +27,10 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, s
 
 
 def is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true"
+    """Whether htmx asked for a fragment. Restoring history (the back button, when htmx's own cache
+    misses) asks for the whole page, though it says HX-Request too."""
+    return (request.headers.get("hx-request") == "true"
+            and request.headers.get("hx-history-restore-request") != "true")
 
 
 def error_page(request: Request, status: int, message: str, hint: str | None = None) -> Response:
