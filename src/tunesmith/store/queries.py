@@ -269,7 +269,7 @@ def set_model_family(id_or_prefix_or_alias: str, family: str | None, *, session:
             current = _production_model(s, target, but=model.id)
             if current is not None:
                 raise BadInputError(f"{current.id} is already in production for {target}",
-                                    f"move one of the two out of production first")
+                                    "move one of the two out of production first")
         model.family = family
         s.flush()
         return model
@@ -416,7 +416,7 @@ def list_dataset_versions(limit: int = 50, offset: int = 0, *, session: Session 
 
 
 def jobs_page(status: str | None = None, backend: str | None = None, text: str | None = None, limit: int = 50,
-              offset: int = 0, *, session: Session | None = None) -> Page:
+              offset: int = 0, dataset_version: str | None = None, *, session: Session | None = None) -> Page:
     """Jobs newest first; `text` matches the start of the id, the base model, the method or the dataset version."""
     if status:
         _check_choice("job status", status, JOB_STATUSES)
@@ -427,6 +427,8 @@ def jobs_page(status: str | None = None, backend: str | None = None, text: str |
         query = query.where(Job.status == status)
     if backend:
         query = query.where(Job.backend == backend)
+    if dataset_version:
+        query = query.where(Job.dataset_version == dataset_version)
     if text:
         query = query.where(or_(Job.id.startswith(text, autoescape=True),
                                 Job.base_model.contains(text, autoescape=True), Job.method == text,

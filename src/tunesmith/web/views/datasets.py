@@ -17,6 +17,7 @@ from ..app import Section
 from ..pages import PAGE_SIZE, NotFound, Paging, dataset_or_404, is_htmx, page_number, render
 
 EXAMPLES_PER_PAGE = 10
+JOBS_SHOWN = 20
 REPORTS_KEPT = 8  # data-check reports kept in memory, newest used first
 router = APIRouter()
 _reports: OrderedDict[tuple[str, str, float], str] = OrderedDict()
@@ -32,12 +33,12 @@ def datasets(request: Request, page: int | None = None):
 @router.get("/datasets/{version}")
 def dataset(request: Request, version: str):
     row = dataset_or_404(version)
-    jobs, job_total = queries.jobs_page(text=row.id, limit=20)
+    jobs, job_total = queries.jobs_page(dataset_version=row.id, limit=JOBS_SHOWN)
     manifest = row.manifest or {}
     return render(request, "dataset.html", {
         "d": row, "m": manifest, "shown_manifest": _without_id_lists(manifest), "present": _folder(row).is_dir(),
         "counts": manifest.get("counts") or {}, "splits": [s for s in SPLITS if s in (manifest.get("splits") or {})],
-        "jobs": [j for j in jobs if j.dataset_version == row.id], "job_total": job_total,
+        "jobs": jobs, "job_total": job_total,
     })
 
 
