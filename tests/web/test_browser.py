@@ -31,6 +31,12 @@ def test_every_page_loads_without_console_errors(page, filled):
     page.select_option("select[name=status]", "failed")
     page.wait_for_function("() => location.search.includes('status=failed')")
     assert page.locator("#jobs-table tbody tr").count() == 1
+    page.goto(f"/evals/{filled.eval_run}")
+    page.click("label.tab:has-text('wins')")  # the per-example browser swaps its list in place
+    page.wait_for_function("() => document.querySelectorAll('#items article.item').length === 3")
+    page.fill("#items-q", "answer 8")
+    page.wait_for_function("() => document.querySelectorAll('#items article.item').length === 1")
+    assert page.evaluate("document.activeElement.id") == "items-q"  # typing keeps its place
     assert page.problems == []
 
 
