@@ -45,3 +45,14 @@ def test_id_table_folds_the_other_columns():
     console.print(id_table(["id", "text"], [["mv-20261207-061047-3472", "a long text " * 6]]))
     text = console.export_text()
     assert "mv-20261207-061047-3472" in text and "…" not in text
+
+
+def test_models_stage_from_the_terminal_keeps_the_rule():
+    first = queries.register_model(base_model="base", method="lora", spec={})
+    second = queries.register_model(base_model="base", method="lora", spec={})
+    runner = CliRunner()
+    assert runner.invoke(app, ["models", "stage", first.id, "production"]).exit_code == 0
+    refused = runner.invoke(app, ["models", "stage", second.id, "production"])
+    assert refused.exit_code != 0 and "already in production" in str(refused.exception)
+    moved = runner.invoke(app, ["models", "stage", second.id, "production", "--family", "other"])
+    assert moved.exit_code == 0 and "production (family other)" in moved.output

@@ -57,6 +57,19 @@ def show_command(model_id: str, json_out: bool = typer.Option(False, "--json", h
               f"examples: {e['verdict'] or 'no verdict'}\n    {e['verdict_text'] or ''}\n    {e['report']}")
 
 
+@app.command("stage")
+def stage_command(model_id: str, stage: str = typer.Argument(..., help="candidate, staging, production or archived"),
+                  family: str | None = typer.Option(None, help="set the model's family first (\"\" clears it: "
+                                                                 "its base model's family)")) -> None:
+    """Move a model to a stage; at most one model per family is in production (docs/ui.md)."""
+    from ..store.queries import model_family, set_model_family, set_model_stage
+
+    if family is not None:
+        set_model_family(model_id, family)
+    model = set_model_stage(model_id, stage)
+    print(f"{model.id}: {model.stage} (family {model_family(model)})")
+
+
 @app.command("compare")
 def compare_command(
     models: list[str] = typer.Argument(..., help="two or more models (registry ids or names, base, any model reference)"),
