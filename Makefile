@@ -6,10 +6,33 @@ BIN    := $(VENV)/bin
 # Re-install only when the declared dependencies change.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 DEMO_DIR ?= demo-output
+# The web app's JavaScript (htmx, uPlot), pinned in package-lock.json: `npm ci` again only when
+# the lock file changes; the files the pages load are copied into the package (static/vendor,
+# git-ignored, shipped as package data), so a pip-installed tunesmith serves them.
+NPM_STAMP := node_modules/.installed-$(shell cat package-lock.json | cksum | cut -d' ' -f1)
+VENDOR    := src/tunesmith/web/static/vendor
+VENDORED  := $(VENDOR)/htmx.min.js $(VENDOR)/uPlot.iife.min.js $(VENDOR)/uPlot.min.css
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv web-assets chromium demo test test-fast bench clean
 
-venv: $(STAMP)
+venv: $(STAMP) web-assets
+
+web-assets: $(VENDORED)
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+$(VENDOR)/htmx.min.js: $(NPM_STAMP)
+	mkdir -p $(VENDOR) && cp node_modules/htmx.org/dist/htmx.min.js $@
+$(VENDOR)/uPlot.iife.min.js: $(NPM_STAMP)
+	mkdir -p $(VENDOR) && cp node_modules/uplot/dist/uPlot.iife.min.js $@
+$(VENDOR)/uPlot.min.css: $(NPM_STAMP)
+	mkdir -p $(VENDOR) && cp node_modules/uplot/dist/uPlot.min.css $@
+
+# The browser tests drive Debian's Chromium (as root in CI; elsewhere install it once yourself).
+chromium:
+	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +51,7 @@ demo: venv
 
 # The floors' import contract first (pyproject.toml, [tool.importlinter]): a circle or an
 # upward import fails the build before any test runs.
-test: venv
+test: venv chromium
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
@@ -40,6 +63,7 @@ bench: venv
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/ui.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .hypothesis node_modules $(VENDOR) test-artifacts

@@ -17,6 +17,7 @@ from .evaluate import eval_command
 from .plan import plan_command
 from .serve import serve_command
 from .train import train_command
+from .ui import ui_command
 
 app = typer.Typer(
     name="tunesmith",
@@ -34,6 +35,7 @@ app.command("plan")(plan_command)
 app.command("train")(train_command)
 app.command("eval")(eval_command)
 app.command("serve")(serve_command)
+app.command("ui")(ui_command)
 
 
 def main() -> None:

@@ -74,19 +74,20 @@ def print_ranking(summary: dict, json_out: bool) -> None:
         print(json.dumps(summary, indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
 
     from ..evaluate.verdict import format_difference, format_p, format_value
+    from ._display import id_table
 
-    table = Table("rank", "model", summary["ranked_by"], "95% CI", "vs best", "p")
+    rows = []
     for entry in summary["ranking"]:
         primary = entry["metrics"][0]
         shown, against = primary["shown"], entry.get("against_best")
         low, high = primary["interval"]
-        table.add_row(str(entry["rank"]), entry["model"], format_value(primary["value"], shown),
-                      f"{format_value(low, shown)} – {format_value(high, shown)}",
-                      format_difference(against["difference"], shown) if against else "best",
-                      format_p(against["p_value"]) if against else "")
+        rows.append([str(entry["rank"]), entry["model"], format_value(primary["value"], shown),
+                     f"{format_value(low, shown)} – {format_value(high, shown)}",
+                     format_difference(against["difference"], shown) if against else "best",
+                     format_p(against["p_value"]) if against else ""])
+    table = id_table(["rank", "model", summary["ranked_by"], "95% CI", "vs best", "p"], rows, id_columns=(1,))
     console = Console(highlight=False)
     console.print(f"{summary['examples']} examples from the {summary['split']} split of {summary['data']}; "
                   f"{summary['scorer']}", markup=False)

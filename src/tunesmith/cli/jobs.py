@@ -25,12 +25,11 @@ def list_command(json_out: bool = typer.Option(False, "--json", help="print JSON
         print(json.dumps([row_dict(j) for j in jobs], indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table("job", "status", "reason", "base model", "method", "created")
-    for j in jobs:
-        table.add_row(j.id, j.status, j.stop_reason or "", j.base_model, j.method, f"{j.created_at:%Y-%m-%d %H:%M}")
-    Console().print(table)
+    from ._display import id_table
+
+    rows = [[j.id, j.status, j.stop_reason or "", j.base_model, j.method, f"{j.created_at:%Y-%m-%d %H:%M}"] for j in jobs]
+    Console().print(id_table(["job", "status", "reason", "base model", "method", "created"], rows))
 
 
 @app.command("show")

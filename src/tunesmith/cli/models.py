@@ -23,14 +23,14 @@ def list_command(json_out: bool = typer.Option(False, "--json", help="print JSON
         print(json.dumps([row_dict(m) for m in models], indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table("model", "name", "stage", "base model", "method", "best val loss", "stopped")
+    from ._display import id_table
+
+    rows = []
     for m in models:
         best = (m.best_metrics or {}).get("eval_loss")
-        table.add_row(m.id, m.name or "", m.stage, m.base_model, m.method, f"{best:.4f}" if best else "",
-                      m.stop_reason or "")
-    Console().print(table)
+        rows.append([m.id, m.name or "", m.stage, m.base_model, m.method, f"{best:.4f}" if best else "", m.stop_reason or ""])
+    Console().print(id_table(["model", "name", "stage", "base model", "method", "best val loss", "stopped"], rows))
 
 
 @app.command("show")
@@ -58,6 +58,19 @@ def show_command(model_id: str, json_out: bool = typer.Option(False, "--json", h
         print(f"  {e['id']}  {e['created_at'][:19]}  vs {e['baseline'] or '-'} on {e['examples']} {e['split']} "
               f"examples: {e['verdict'] or 'no verdict'}\n    {e['verdict_text'] or ''}\n"
               + (f"    human: {e['human_verdict_text']}\n" if e["human_verdict_text"] else "") + f"    {e['report']}")
+
+
+@app.command("stage")
+def stage_command(model_id: str, stage: str = typer.Argument(..., help="candidate, staging, production or archived"),
+                  family: str | None = typer.Option(None, help="set the model's family first (\"\" clears it: "
+                                                                 "its base model's family)")) -> None:
+    """Move a model to a stage; at most one model per family is in production (docs/ui.md)."""
+    from ..store.queries import model_family, set_model_family, set_model_stage
+
+    if family is not None:
+        set_model_family(model_id, family)
+    model = set_model_stage(model_id, stage)
+    print(f"{model.id}: {model.stage} (family {model_family(model)})")
 
 
 @app.command("compare")

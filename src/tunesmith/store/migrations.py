@@ -342,3 +342,12 @@ def m003_human_rating(op: Operations) -> None:
         sa.UniqueConstraint("assignment_id", name="uq_ratings_assignment_id"),
     )
     op.create_index("ix_ratings_task_id", "ratings", ["task_id"])
+
+
+@migration
+def m004_model_family(op: Operations) -> None:
+    """Model versions get a family: at most one version per family may be in production
+    (NULL: the family is the base model)."""
+    with op.batch_alter_table("model_versions") as batch:
+        batch.add_column(sa.Column("family", sa.String))
+    op.create_index("ix_model_versions_family", "model_versions", ["family"])

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from ..errors import BadInputError, TunesmithError
@@ -227,8 +227,9 @@ def register_model(*, base_model: str, method: str, spec: dict[str, Any], job_id
                    remote_model: str | None = None, remote_endpoint: str | None = None,
                    dataset_version: str | None = None, final_metrics: dict[str, Any] | None = None,
                    best_metrics: dict[str, Any] | None = None, stop_reason: str | None = None,
-                   lineage: dict[str, Any] | None = None, session: Session | None = None) -> ModelVersion:
-    """A new model version in the registry, at stage "candidate"."""
+                   lineage: dict[str, Any] | None = None, family: str | None = None,
+                   session: Session | None = None) -> ModelVersion:
+    """A new model version in the registry, at stage "candidate". `family`: see `model_family`."""
     with _using(session) as s:
         if name is not None:
             _check_name_free(s, name)
@@ -237,6 +238,7 @@ def register_model(*, base_model: str, method: str, spec: dict[str, Any], job_id
             stage="candidate", adapter_path=adapter_path, merged_path=merged_path, remote_model=remote_model,
             remote_endpoint=remote_endpoint, dataset_version=dataset_version, spec=spec,
             final_metrics=final_metrics, best_metrics=best_metrics, stop_reason=stop_reason, lineage=lineage,
+            family=family or None,
         )
         s.add(model)
         s.flush()
@@ -256,13 +258,54 @@ def list_models(limit: int = 50, *, session: Session | None = None) -> list[Mode
         return list(s.scalars(query))
 
 
+def model_family(model: ModelVersion) -> str:
+    """The line of versions a model belongs to: its `family` when one was set, else its base
+    model. At most one model per family is in production (`set_model_stage` enforces it)."""
+    return model.family or model.base_model
+
+
 def set_model_stage(id_or_prefix_or_alias: str, stage: str, *, session: Session | None = None) -> ModelVersion:
+    """Move a model to `stage`. Refused when it would put a second model of its family in production:
+    the one there now must leave production first (to staging or archived), so a promotion is always
+    a deliberate pair of steps and a rollback target is never ambiguous."""
     _check_choice("stage", stage, MODEL_STAGES)
     with _using(session) as s:
         model = _get_model_row(s, id_or_prefix_or_alias)
+        if stage == "production" and model.stage != "production":
+            current = _production_model(s, model_family(model), but=model.id)
+            if current is not None:
+                shown = f"{current.id} ({current.name})" if current.name else current.id
+                raise BadInputError(
+                    f"{shown} is already in production for {model_family(model)}; "
+                    f"at most one model per family is in production",
+                    f"move {current.id} to staging or archived first, or give {model.id} another family",
+                )
         model.stage = stage
         s.flush()
         return model
+
+
+def set_model_family(id_or_prefix_or_alias: str, family: str | None, *, session: Session | None = None) -> ModelVersion:
+    """Set (or, with None or "", clear) a model's family. A production model cannot move into a
+    family that already has one."""
+    family = (family or "").strip() or None
+    with _using(session) as s:
+        model = _get_model_row(s, id_or_prefix_or_alias)
+        target = family or model.base_model
+        if model.stage == "production":
+            current = _production_model(s, target, but=model.id)
+            if current is not None:
+                raise BadInputError(f"{current.id} is already in production for {target}",
+                                    "move one of the two out of production first")
+        model.family = family
+        s.flush()
+        return model
+
+
+def _production_model(s: Session, family: str, but: str) -> ModelVersion | None:
+    in_family = or_(ModelVersion.family == family, (ModelVersion.family.is_(None)) & (ModelVersion.base_model == family))
+    query = select(ModelVersion).where(ModelVersion.stage == "production", ModelVersion.id != but, in_family)
+    return s.scalars(query.limit(1)).first()
 
 
 def _get_model_row(s: Session, text: str) -> ModelVersion:
@@ -494,3 +537,119 @@ def add_rating(assignment: RatingAssignment, item: RatingItem, *, choice: str | 
         s.add(row)
         s.flush()
         return row
+
+
+# --- Pages: the web app's reads (a page of rows and the total that match) -----------
+
+Page = tuple[list[Any], int]
+EVAL_ITEM_VIEWS = ("all", "wins", "losses", "ties", "errors")
+
+
+def _page(s: Session, query, limit: int, offset: int) -> Page:
+    total = s.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    return list(s.scalars(query.limit(limit).offset(offset))), total
+
+
+def list_dataset_versions(limit: int = 50, offset: int = 0, *, session: Session | None = None) -> Page:
+    """Recorded prepared datasets, newest first."""
+    query = select(DatasetVersion).order_by(DatasetVersion.created_at.desc(), DatasetVersion.id)
+    with _using(session) as s:
+        return _page(s, query, limit, offset)
+
+
+def jobs_page(status: str | None = None, backend: str | None = None, text: str | None = None, limit: int = 50,
+              offset: int = 0, dataset_version: str | None = None, *, session: Session | None = None) -> Page:
+    """Jobs newest first; `text` matches the start of the id, the base model, the method or the dataset version."""
+    if status:
+        _check_choice("job status", status, JOB_STATUSES)
+    if backend:
+        _check_choice("backend", backend, JOB_BACKENDS)
+    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc())
+    if status:
+        query = query.where(Job.status == status)
+    if backend:
+        query = query.where(Job.backend == backend)
+    if dataset_version:
+        query = query.where(Job.dataset_version == dataset_version)
+    if text:
+        query = query.where(or_(Job.id.startswith(text, autoescape=True),
+                                Job.base_model.contains(text, autoescape=True), Job.method == text,
+                                Job.dataset_version.startswith(text, autoescape=True)))
+    with _using(session) as s:
+        return _page(s, query, limit, offset)
+
+
+def models_page(stage: str | None = None, text: str | None = None, limit: int = 50, offset: int = 0, *,
+                session: Session | None = None) -> Page:
+    """Model versions newest first; `text` matches the start of the id, the name, the family or the base model."""
+    if stage:
+        _check_choice("stage", stage, MODEL_STAGES)
+    query = select(ModelVersion).order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
+    if stage:
+        query = query.where(ModelVersion.stage == stage)
+    if text:
+        query = query.where(or_(ModelVersion.id.startswith(text, autoescape=True),
+                                ModelVersion.name.contains(text, autoescape=True),
+                                ModelVersion.family.contains(text, autoescape=True),
+                                ModelVersion.base_model.contains(text, autoescape=True)))
+    with _using(session) as s:
+        return _page(s, query, limit, offset)
+
+
+def eval_runs_page(verdict: str | None = None, model_id: str | None = None, limit: int = 50, offset: int = 0, *,
+                   session: Session | None = None) -> Page:
+    """Evaluations newest first."""
+    query = select(EvalRun).order_by(EvalRun.created_at.desc(), EvalRun.id.desc())
+    if verdict:
+        query = query.where(EvalRun.verdict == verdict)
+    if model_id:
+        query = query.where(EvalRun.model_id == model_id)
+    with _using(session) as s:
+        return _page(s, query, limit, offset)
+
+
+def job_status_counts(*, session: Session | None = None) -> dict[str, int]:
+    with _using(session) as s:
+        return dict(s.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+
+
+def job_metric_values(job_id: str, after_id: int = 0, max_points: int | None = None, *,
+                      session: Session | None = None) -> list[tuple]:
+    """The job's metric rows after row `after_id`, in the order they were recorded, as plain tuples
+    (id, step, epoch, *METRIC_COLUMNS): a chart's data, without building an object per row.
+
+    With `max_points`, a longer run is thinned to about that many steps for a chart that cannot
+    show more: every k-th step, every evaluation, and the newest row (whose id is the cursor for
+    what comes next) are kept."""
+    columns = [StepMetrics.id, StepMetrics.step, StepMetrics.epoch] + [getattr(StepMetrics, c) for c in METRIC_COLUMNS]
+    where = [StepMetrics.job_id == job_id, StepMetrics.id > after_id]
+    with _using(session) as s:
+        if max_points:
+            count, last_step, last_id = s.execute(
+                select(func.count(), func.max(StepMetrics.step), func.max(StepMetrics.id)).where(*where)).one()
+            if count > max_points:
+                stride = max(1, -(-(last_step or 0) // max_points))
+                where.append(or_(StepMetrics.step % stride == 0, StepMetrics.eval_loss.is_not(None),
+                                 StepMetrics.id == last_id))
+        return [tuple(row) for row in s.execute(select(*columns).where(*where).order_by(StepMetrics.id))]
+
+
+def eval_items_page(eval_run_id: str, score_key: str | None, view: str = "all", search: str | None = None,
+                    limit: int = 20, offset: int = 0, *, session: Session | None = None) -> Page:
+    """One run's items in recorded order, a page at a time. `view`: wins (the model's `score_key`
+    above the baseline's), losses (below), ties, errors (the model's score under 1: a wrong label,
+    a field missed, a text that differs from the reference), or all. `search` matches the input,
+    the reference or either output (case-insensitive, ASCII)."""
+    _check_choice("view", view, EVAL_ITEM_VIEWS)
+    query = select(EvalItem).where(EvalItem.eval_run_id == eval_run_id).order_by(EvalItem.id)
+    if view != "all" and score_key:
+        model = EvalItem.scores[("model", score_key)].as_float()
+        baseline = EvalItem.scores[("baseline", score_key)].as_float()
+        query = query.where({"wins": model > baseline, "losses": model < baseline, "ties": model == baseline,
+                             "errors": model < 1}[view])
+    if search:
+        texts = [EvalItem.input_text, EvalItem.reference, EvalItem.outputs["model"].as_string(),
+                 EvalItem.outputs["baseline"].as_string()]
+        query = query.where(or_(*(func.lower(t).contains(search.lower(), autoescape=True) for t in texts)))
+    with _using(session) as s:
+        return _page(s, query, limit, offset)

@@ -167,6 +167,9 @@ class ModelVersion(Base):
     id: Mapped[str] = mapped_column(String, primary_key=True)  # mv-20261125-141502-a1b2
     job_id: Mapped[str | None] = mapped_column(String, ForeignKey("jobs.id", ondelete="SET NULL"))
     name: Mapped[str | None] = mapped_column(String, unique=True)  # an alias a person picks; NULLs don't clash
+    # The line of versions that stand in for one another (what "the production model" is
+    # per): at most one version per family is in production. NULL: the base model's family.
+    family: Mapped[str | None] = mapped_column(String, index=True)
     base_model: Mapped[str] = mapped_column(String)
     method: Mapped[str] = mapped_column(String)
     stage: Mapped[str] = mapped_column(String)  # one of MODEL_STAGES; "candidate" when registered
