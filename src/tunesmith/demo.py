@@ -119,6 +119,9 @@ def main(out: Path) -> int:
                        ("evaluation report", Path(evaluation.report_path))]:
         console.print(f"  {what:34} {path}")
     console.print(f"\n  tunesmith models show {model.id}\n  tunesmith jobs show {job.id}")
+    home = os.environ.get("TUNESMITH_HOME") or ".tunesmith"
+    console.print(f"\nopen the web app on this data: [bold]TUNESMITH_HOME={home} tunesmith ui[/bold]  "
+                  f"(http://127.0.0.1:7860/jobs/{job.id})")
     return 0 if final.errors == 0 else 1
 
 

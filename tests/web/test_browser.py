@@ -10,6 +10,7 @@ import pytest
 
 from tunesmith.store import queries
 from tunesmith.train import jobs
+from tunesmith.train.backends.local import pid_alive
 from tunesmith.train.spec import load_spec
 
 from ..train._data import wait_for
@@ -85,13 +86,13 @@ def test_a_running_job_grows_its_curves_live_and_cancel_stops_it(page, prepared_
         page.wait_for_selector("#job-status :text('cancelled')", timeout=90_000)
         stopped = queries.get_job(job.id)
         assert (stopped.status, stopped.stop_reason) == ("cancelled", "cancelled")
-        assert wait_for(lambda: not jobs.pid_alive(job.pid), 60)  # it checkpointed and exited
+        assert wait_for(lambda: not pid_alive(job.pid), 60)  # it checkpointed and exited
         page.click("#resume-button")  # continues from the checkpoint in the background; the page reloads
         page.wait_for_selector("#job-status :text('running')", timeout=60_000)
         assert queries.get_job(job.id).status == "running"
         assert page.problems == []
     finally:
-        if jobs.pid_alive(queries.get_job(job.id).pid):
+        if pid_alive(queries.get_job(job.id).pid):
             jobs.cancel_job(job.id)
 
 

@@ -9,7 +9,6 @@ import re
 import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +18,6 @@ from tunesmith.store import queries
 from tunesmith.web.rating.testing import rating_app
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
 MODEL_NAMES = ("zebra-tuned-7", "okapi-base-3")
 
 
@@ -42,16 +40,7 @@ def server_url():
     thread.join(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--no-sandbox", "--disable-background-networking"])
-        yield browser
-        browser.close()
+# `browser`: the session's one headless Chromium (tests/web/conftest.py).
 
 
 def _rate_with_keyboard(page, count: int) -> None:

@@ -31,7 +31,7 @@ def create_command(
     expires_days: float | None = typer.Option(None, help="links stop working after this many days"),
     seed: int = typer.Option(0, help="seed of the sampling, assignment and left/right order"),
     url: str | None = typer.Option(None, help="the web app's address in the links (default $TUNESMITH_UI_URL "
-                                              "or http://127.0.0.1:8000)"),
+                                              "or http://127.0.0.1:7860)"),
     base_url: str | None = typer.Option(None, help="with --models: the endpoint of openai:MODEL or gemini:MODEL"),
     api_key: str | None = typer.Option(None, help="with --models: the endpoint's key"),
     max_new_tokens: int | None = typer.Option(None, min=1, help="with --models: default 1.5 x the longest reference, plus 16"),

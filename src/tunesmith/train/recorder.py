@@ -27,7 +27,11 @@ class Recorder:
         self.display = display
         self.main = main
         self.last_progress: dict | None = None
-        self.log = run_logger(self.run_dir) if main else None
+
+    @property
+    def log(self) -> logging.Logger:
+        """The run's log file, opened on first use (a look at a job that writes nothing opens nothing)."""
+        return run_logger(self.run_dir)
 
     def event(self, kind: str, message: str, data: dict | None = None, show: bool = True) -> None:
         if not self.main:

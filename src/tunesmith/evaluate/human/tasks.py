@@ -25,7 +25,7 @@ from ...store import queries
 from ...store.schema import RATING_MODES, RatingTask, utc_now
 from .assignment import plan_assignments
 
-DEFAULT_UI_URL = "http://127.0.0.1:8000"  # where `tunesmith ui` listens unless told otherwise
+DEFAULT_UI_URL = "http://127.0.0.1:7860"  # where `tunesmith ui` listens unless told otherwise
 GOLD_PREFIX = "gold:"
 TOKEN_BYTES = 18  # 144 random bits per link
 

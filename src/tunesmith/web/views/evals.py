@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from ...evaluate.human.results import human_verdict
 from ...evaluate.verdict import format_difference, format_p, format_range, format_value
 from ...store import queries
 from ...store.queries import EVAL_ITEM_VIEWS
@@ -36,6 +37,7 @@ def eval_run(request: Request, eval_id: str):
     summary = run.summary or {}
     return render(request, "eval.html", {
         "r": run, "s": summary, "rows": [metric_row(row) for row in summary.get("metrics") or []],
+        "human": human_verdict(run.id),
         "report": bool(run.report_path and Path(run.report_path).is_file()), **_items(run, "all", None, 1),
     })
 
