@@ -8,6 +8,7 @@ records in = train + validation + test + quarantine - oversampled copies."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -93,7 +94,7 @@ def prepare(paths: list[str | Path], out_dir: str | Path, options: PrepareOption
     dataset = load_dataset(paths, options.format, options.columns, options.label_field, options.timestamp_field)
     ledger = _Ledger()
     for u in dataset.unreadable:
-        ledger.quarantine.append({"fix": "unreadable", "reason": u.reason, "file": u.file, "line": u.line, "raw": u.raw})
+        ledger.quarantine.append({"fix": "unreadable", "reason": u.reason, "file": u.file, "line": u.line, **raw_record(u.raw)})
 
     examples = dataset.examples
     if options.redact_pii:
@@ -114,6 +115,18 @@ def prepare(paths: list[str | Path], out_dir: str | Path, options: PrepareOption
         splits["train"] = _oversample(splits["train"], ledger)
     manifest = _write(out_dir, dataset, splits, ledger, options, force)
     return PrepareResult(out_dir, manifest)
+
+
+def raw_record(raw: str) -> dict:
+    """A line as read, for the quarantine. Text that is valid Unicode is kept as it is; a line
+    holding bytes that are not UTF-8 (read as surrogate escapes) keeps its original bytes
+    losslessly in `raw_base64`, beside a readable preview with U+FFFD for each bad byte."""
+    try:
+        raw.encode("utf-8")
+        return {"raw": raw}
+    except UnicodeEncodeError:
+        original = raw.encode("utf-8", "surrogateescape")
+        return {"raw": original.decode("utf-8", "replace"), "raw_base64": base64.b64encode(original).decode("ascii")}
 
 
 def _refuse_to_clobber(out_dir: Path, force: bool) -> None:
