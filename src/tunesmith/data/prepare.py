@@ -23,13 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .. import __version__
 from ..errors import BadInputError
 from ..fileio import atomic_write_text, sha256_file, sha256_text
-from .checks.duplicates import full_input, normalize_text
 from .checks.format_drift import dominant_signature, parse_template, template_from_signature
 from .checks.pii import redact_pii
 from .checks.staleness import age_days, parse_timestamp
 from .dataset import MANIFEST, SPLITS, Dataset, load_dataset
-from .example import MODEL, USER, Example, Turn
+from .example import MODEL, USER, Example, Turn, full_input
 from .formats import canonical, to_record
+from .near_duplicates import normalize_text
 from .seal import split_seal
 from .split import assign_splits
 
