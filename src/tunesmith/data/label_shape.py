@@ -65,8 +65,9 @@ def _separators(label: str) -> frozenset[str]:
 
 
 def label_words(text: str) -> list[str]:
-    """A label's words, case and separators aside: `Card Arrival`, `card_arrival` -> card, arrival."""
-    return [w for w in re.split(r"[\s_\-./]+", text.casefold()) if w]
+    """A label's words (runs of letters and digits), case, separators and punctuation aside:
+    `Card Arrival`, `card_arrival`, `card-arrival?` -> card, arrival."""
+    return re.findall(r"[^\W_]+", text.casefold())
 
 
 @dataclass(frozen=True)
