@@ -6,6 +6,7 @@ label are left out of them."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter, defaultdict
 from functools import lru_cache
@@ -16,6 +17,7 @@ import numpy as np
 from ..example import Example, full_input
 from ..findings import Finding, about
 from ..near_duplicates import exact_groups, near_duplicate_groups, normalize_text, normalize_texts
+from .format_drift import FREE_TEXT, output_signature
 from .messages import count, quote
 
 if TYPE_CHECKING:
@@ -51,6 +53,7 @@ IMBALANCE_MAX_RATIO = 10
 RARE_CLASS_MIN_EXAMPLES = 10
 
 SHOWN = 5  # classes or examples quoted in a message
+PROSE_MIN_WORDS = 20  # conflicting outputs this long and free-form may be paraphrases: info
 
 
 def check_conflicting_outputs(examples: list[Example], ctx: CheckContext) -> list[Finding]:
@@ -64,18 +67,45 @@ def check_conflicting_outputs(examples: list[Example], ctx: CheckContext) -> lis
     ]
     if not groups:
         return []
-    affected = [examples[i] for group in groups for i in group]
-    message = (
-        f"{count(len(groups), 'input')} {'has' if len(groups) == 1 else 'have'} more than one output "
-        f"({count(len(affected), 'example')}), e.g. {quote(examples[groups[0][0]].input_text)} "
-        f"gets {_answers(examples, groups[0])}. Taught two answers to one question, a model learns to "
-        "pick one at random."
-    )
-    hint = (
-        "Keep one answer per input (or make the inputs say what tells the answers apart); "
-        "tunesmith data prepare --drop-conflicts quarantines them for review."
-    )
-    return [about("conflicting-outputs", "warning", message, hint, affected)]
+    # Several long free-text answers to one question are often paraphrases of one answer
+    # (Bitext writes several responses per request): worth a look, not a warning.
+    prose = [g for g in groups if all(_is_prose(examples[i].output_text) for i in g)]
+    answers = [g for g in groups if g not in prose]
+    findings = []
+    for kind, chosen in (("answers", answers), ("prose", prose)):
+        if not chosen:
+            continue
+        affected = [examples[i] for group in chosen for i in group]
+        message = (
+            f"{count(len(chosen), 'input')} {'has' if len(chosen) == 1 else 'have'} more than one output "
+            f"({count(len(affected), 'example')}), e.g. {quote(examples[chosen[0][0]].input_text)} "
+            f"gets {_answers(examples, chosen[0])}. "
+            + ("Taught two answers to one question, a model learns to pick one at random." if kind == "answers" else
+               "The outputs are long free text: fine if they say the same thing in other words, not if they disagree.")
+        )
+        hidden = _fields_that_differ(examples, chosen)
+        hint = (
+            (f"These examples differ in {', '.join(hidden)}, which the model does not see: put it in the input, or "
+             if hidden else "Keep one answer per input (or make the inputs say what tells the answers apart); ")
+            + "tunesmith data prepare --drop-conflicts quarantines them for review."
+        )
+        findings.append(about("conflicting-outputs", "warning" if kind == "answers" else "info", message, hint, affected))
+    return findings
+
+
+def _is_prose(text: str) -> bool:
+    return len(text.split()) >= PROSE_MIN_WORDS and output_signature(text) == FREE_TEXT
+
+
+def _fields_that_differ(examples: list[Example], groups: list[list[int]]) -> list[str]:
+    """Fields of the records (not trained on) whose values differ inside most conflicting groups."""
+    votes: Counter[str] = Counter()
+    for group in groups:
+        keys = {k for i in group for k in examples[i].meta}
+        for key in keys:
+            if len({json.dumps(examples[i].meta.get(key), sort_keys=True, default=str) for i in group}) > 1:
+                votes[key] += 1
+    return sorted(k for k, n in votes.items() if n * 2 > len(groups))
 
 
 def check_label_issues(examples: list[Example], ctx: CheckContext) -> list[Finding]:
