@@ -45,10 +45,12 @@ NEAR_DUPLICATE_THRESHOLD = 0.8
 # shorter one lies wholly inside the longer: the near-duplicate check also joins two short
 # texts when 90% of the smaller one's shingles are in the other, the two are at least 0.5 alike
 # (what was added is no longer than what was kept) and the smaller one has 20 or more shingles
-# (some 22 characters; shorter texts lie inside too many others).
+# (some 22 characters; shorter texts lie inside too many others). It applies to texts of 25
+# words or fewer (an intent, a question), where Jaccard is weakest and the looser banding cheap.
 SHORT_CONTAINMENT = 0.9
 CONTAINED_MIN_JACCARD = 0.5
 CONTAINED_MIN_SHINGLES = 20
+CONTAINED_MAX_WORDS = 25  # the containment rule is for texts of this many words or fewer
 # A leak is an error, so it must be beyond doubt: inputs across splits must be at least 0.9
 # alike (a typo, punctuation, a word in a long text). `prepare` groups at 0.8, so what it
 # splits is also leak-free here.
@@ -175,9 +177,24 @@ def words_inside(a: str, b: str, share: float) -> bool:
     word changed. Character shingles alone do not see order, and the same words in another
     order often ask another question."""
     small, large = sorted((a.split(" "), b.split(" ")), key=len)
+    need = min(share * len(small), len(small) - 1)
+    if _greedy_common(small, large) >= need:  # a common subsequence that long exists: decided in one pass
+        return True
     matcher = SequenceMatcher(None, small, large, autojunk=False)
-    kept = sum(block.size for block in matcher.get_matching_blocks())
-    return kept >= min(share * len(small), len(small) - 1)
+    return sum(block.size for block in matcher.get_matching_blocks()) >= need
+
+
+def _greedy_common(small: list[str], large: list[str]) -> int:
+    """The length of one common subsequence, found by taking each word of `small` at its
+    next occurrence in `large` (skipping it when there is none): at most the longest."""
+    kept, position = 0, 0
+    for word in small:
+        try:
+            position = large.index(word, position) + 1
+            kept += 1
+        except ValueError:
+            pass
+    return kept
 
 
 def leak_groups(texts: list[str]) -> list[list[int]]:
@@ -208,6 +225,25 @@ def _normalized(texts: tuple[str, ...]) -> tuple[str, ...]:
 
 @lru_cache(maxsize=4)
 def _near_duplicate_groups(texts: tuple[str, ...], likeness: Likeness) -> tuple[tuple[int, ...], ...]:
+    if likeness.containment is None:
+        return _groups_by(texts, likeness)
+    # Containment needs looser banding (Jaccard 0.5), many more candidate pairs: it is looked
+    # for among the texts of CONTAINED_MAX_WORDS words or fewer only, and its groups joined
+    # with the Jaccard groups of all texts.
+    groups = _near_duplicate_groups(texts, Likeness(likeness.threshold))
+    normalized = _normalized(texts)
+    few_words = [i for i, text in enumerate(normalized) if text and text.count(" ") < CONTAINED_MAX_WORDS]
+    contained = _groups_by(tuple(normalized[i] for i in few_words), likeness)
+    if not contained:
+        return groups
+    components = UnionFind(len(texts))
+    for group in [*groups, *(tuple(few_words[i] for i in g) for g in contained)]:
+        for i in group[1:]:
+            components.join(group[0], i)
+    return tuple(sorted(tuple(sorted(g)) for g in components.groups() if len(g) > 1))
+
+
+def _groups_by(texts: tuple[str, ...], likeness: Likeness) -> tuple[tuple[int, ...], ...]:
     index = minhash_index(texts)
     # Each distinct text goes by the first distinct text of its component (a text without
     # shingles is alone in its own); texts that normalise to nothing belong to no group.
@@ -505,6 +541,11 @@ class _PairFilter:
         shares = np.arange(NUM_PERM + 1) / NUM_PERM
         self.min_matches = int(np.argmax(shares >= loosest - ESTIMATE_MARGIN))
         self.likely_matches = int(np.argmax(np.r_[shares >= threshold + LIKELY_MARGIN, True]))
+        # Below the threshold's own margin, a pair can only be alike by containment: both texts
+        # short, and the containment its estimated Jaccard and set sizes imply high enough.
+        self.strict_matches = int(np.argmax(shares >= threshold - ESTIMATE_MARGIN))
+        self.containment = likeness.containment
+        self.short = index.short[index.present]
 
     def plausible(self, first: np.ndarray, second: np.ndarray, band: int):
         """The pairs that first collide in this band, with sizes that allow the threshold
@@ -512,16 +553,32 @@ class _PairFilter:
         small, large = self.sizes.take(first), self.sizes.take(second)
         keep = np.minimum(small, large) >= self.max_ratio * np.maximum(small, large)
         first, second = first[keep], second[keep]
+        # The cheapest tests first (the order changes the work, not the pairs kept): equal low
+        # bytes of the signatures bound the equal rows from above.
+        at_most = _equal_rows(self.low_bytes, first, second)
+        keep = at_most >= self.min_matches
+        if self.containment is not None:
+            keep &= (at_most >= self.strict_matches) | self._maybe_contained(first, second, at_most)
+        first, second = first[keep], second[keep]
         for start in range(0, band, 4):  # dropping the pairs seen in earlier bands, 4 bands at a time
             keep = np.ones(len(first), dtype=bool)
             for earlier in self.keys[start : min(start + 4, band)]:
                 keep &= earlier.take(first) != earlier.take(second)
             first, second = first[keep], second[keep]
-        keep = _equal_rows(self.low_bytes, first, second) >= self.min_matches
-        first, second = first[keep], second[keep]
         matches = _equal_rows(self.signatures, first, second)
         keep = matches >= self.min_matches
+        if self.containment is not None:
+            keep &= (matches >= self.strict_matches) | self._maybe_contained(first, second, matches)
         return first[keep], second[keep], matches[keep]
+
+    def _maybe_contained(self, first: np.ndarray, second: np.ndarray, matches: np.ndarray) -> np.ndarray:
+        """Common shingles estimated from the Jaccard estimate J and the sizes a, b
+        (J (a + b) / (1 + J)), as a share of the smaller set, within the margin of containment."""
+        jaccard = matches / NUM_PERM
+        small, large = self.sizes.take(first), self.sizes.take(second)
+        common = jaccard * (small + large) / (1 + jaccard)
+        contained = common >= (self.containment - ESTIMATE_MARGIN) * np.minimum(small, large)
+        return contained & self.short.take(first) & self.short.take(second)
 
 
 def _equal_rows(rows: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
