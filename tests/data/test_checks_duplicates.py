@@ -167,3 +167,12 @@ def test_banking77_train_has_four_copies_and_no_leak(shared_data):
     assert {Location(str(banking77), 63), Location(str(banking77), 93)} <= set(near.locations)
     # Short paraphrases with words added count too (the containment rule): about a third.
     assert near.count < 0.4 * len(dataset.examples)
+
+
+def test_copies_of_short_replies_are_a_note():
+    # Restaurant-8k repeats replies such as "yes" and "6" in many dialogues.
+    examples = _clean_examples() + [_example(30, "yes", model="{}"), _example(31, "yes", model="{}"),
+                                    _example(32, QUERIES[2], model="Answer 2")]
+    warning, note = _run(check_duplicate_examples, examples)
+    assert (warning.severity, warning.count, _lines(warning)) == ("warning", 1, {("f.jsonl", 3), ("f.jsonl", 32)})
+    assert (note.severity, note.count, _lines(note)) == ("info", 1, {("f.jsonl", 30), ("f.jsonl", 31)})
