@@ -25,7 +25,15 @@ Near-duplicates come in clusters, and inside a cluster every pair is a candidate
 synthetic tickets hold clusters of a thousand variants of one sentence, millions of pairs. A
 group needs one confirmed pair per member, so a pair is confirmed only while its two texts are
 not yet joined, the likeliest pairs first, in vectorised batches (see `_similar_components`).
-The groups are exactly those that confirming every candidate pair would give."""
+The groups are exactly those that confirming every candidate pair would give.
+
+A short message with a courtesy phrase appended is only about 0.6 alike by 3-grams. With a
+containment (`Likeness`), texts of 25 words or fewer are also joined when one lies inside the
+other (90% of its 3-grams, its words in order but one, at least 0.5 alike): a second banding,
+at 0.5, over those texts only, whose groups are joined with the others. On labelled pairs
+from Banking77 / CLINC150 (bench/data_check.py) it takes recall from 41% / 34% to 79% / 66% at
+a precision of 99% / 97%; a containment of 85% would give 84% / 72% at 98% / 93%, and 80%
+88% / 76% at 96% / 88%: 90% is where precision starts to fall."""
 
 from __future__ import annotations
 
