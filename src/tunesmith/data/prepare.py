@@ -137,7 +137,10 @@ def raw_record(raw: str) -> dict:
         raw.encode("utf-8")
         return {"raw": raw}
     except UnicodeEncodeError:
-        original = raw.encode("utf-8", "surrogateescape")
+        try:
+            original = raw.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # not from a file's bytes: a lone surrogate code point, kept as such
+            original = raw.encode("utf-8", "surrogatepass")
         return {"raw": original.decode("utf-8", "replace"), "raw_base64": base64.b64encode(original).decode("ascii")}
 
 

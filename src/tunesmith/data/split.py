@@ -11,9 +11,8 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 
-from .example import full_input
+from .example import Example, full_input
 from .near_duplicates import leak_groups
-from .example import Example
 
 NO_LABEL = "\x00"  # the stratum of unlabelled examples
 
