@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tunesmith.cli import app
+from tunesmith.data.prepare import raw_record
 from tunesmith.errors import TunesmithError
 
 runner = CliRunner()
@@ -112,3 +113,12 @@ def test_an_undecodable_line_is_quarantined_with_its_bytes(tmp_path):
     [q] = [json.loads(line) for line in (tmp_path / "p" / "quarantine.jsonl").read_text().splitlines()]
     assert base64.b64decode(q["raw_base64"]) == bad
     assert q["raw"] == bad.decode("utf-8", "replace") and q["reason"] == "invalid UTF-8"
+
+
+@given(st.binary(max_size=60))
+def test_raw_record_keeps_any_line_losslessly(line):
+    text = line.decode("utf-8", "surrogateescape")
+    record = raw_record(text)
+    json.dumps(record, ensure_ascii=False).encode("utf-8")  # writable as UTF-8
+    original = base64.b64decode(record["raw_base64"]) if "raw_base64" in record else record["raw"].encode("utf-8")
+    assert original == line
