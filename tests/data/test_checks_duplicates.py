@@ -1,22 +1,13 @@
 from __future__ import annotations
 
-import random
 from datetime import datetime, timezone
 
-import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from tunesmith.data.checks import CheckContext
-from tunesmith.data.checks import duplicates
 from tunesmith.data.checks.duplicates import (
     CHECKS,
     check_duplicate_examples,
     check_near_duplicates,
     check_split_leaks,
-    exact_groups,
-    near_duplicate_groups,
-    normalize_text,
 )
 from tunesmith.data.dataset import load_dataset
 from tunesmith.data.example import Example, Turn
@@ -63,160 +54,8 @@ def _lines(finding) -> set[tuple[str, int]]:
     return {(loc.file, loc.line) for loc in finding.locations}
 
 
-def _nonsense(rng: random.Random, n_words: int) -> str:
-    return " ".join("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(6)) for _ in range(n_words))
-
-
 def _clean_examples() -> list[Example]:
     return [_example(i + 1, q, model=f"Answer {i}") for i, q in enumerate(QUERIES)]
-
-
-# Helpers ----------------------------------------------------------------------------------
-
-
-def test_normalize_text_lowercases_collapses_space_and_strips_edge_punctuation():
-    assert normalize_text("  Hello,   WORLD!\n\nIt's  “fine”… ") == "hello world it's fine"
-    assert normalize_text("top-up e.g. 3.5%") == "top-up e.g 3.5"
-    assert normalize_text("?! ...") == ""
-
-
-def test_exact_groups_keeps_groups_of_two_or_more_in_order_of_first_index():
-    assert exact_groups(["b", "a", "b", "c", "a", "b"]) == [[0, 2, 5], [1, 4]]
-    assert exact_groups(["a", "b"]) == []
-
-
-def test_near_duplicate_groups_joins_variants_and_exact_copies():
-    texts = [
-        "How do I reset my password?",
-        "Where is my parcel?",
-        "how do i reset my password",  # the same once normalised
-        "How do I reset my passwords?",
-        "",  # normalises to nothing: never grouped
-        "",
-        "Where is my parcel??",
-    ]
-    assert near_duplicate_groups(texts) == [[0, 2, 3], [1, 6]]
-
-
-def test_near_duplicate_groups_finds_nothing_among_distinct_queries():
-    assert near_duplicate_groups(QUERIES) == []
-
-
-def test_near_duplicate_groups_ignores_a_shared_template():
-    # A 34-word instruction repeated in every input is template text, not likeness.
-    rng = random.Random(1)
-    instruction = (
-        "You are a careful support assistant. Read the customer message below and classify it into exactly one "
-        "of the categories billing shipping login product or cancel and answer with the category name only please."
-    )
-    texts = [f"{instruction} Message: {_nonsense(rng, 12)}" for _ in range(40)]
-    assert near_duplicate_groups(texts) == []
-    texts[7] = texts[3] + " thanks"
-    assert near_duplicate_groups(texts) == [[3, 7]]
-
-
-def test_near_duplicate_groups_match_brute_force_jaccard():
-    # Many variants of a few sentences: every pair's exact Jaccard decides the reference groups.
-    rng = random.Random(7)
-    words = "card money transfer pending top up account pin app refund fee rate cash".split()
-    bases = [[rng.choice(words) for _ in range(rng.randint(4, 12))] for _ in range(15)]
-    texts = []
-    for _ in range(150):
-        variant = list(rng.choice(bases))
-        for _ in range(rng.randint(0, 2)):
-            variant[rng.randrange(len(variant))] = rng.choice(words)
-        texts.append(" ".join(variant))
-    index = duplicates._minhash_index(tuple(texts))
-    for threshold in (0.7, 0.8, 0.9):
-        reference = duplicates._UnionFind(len(index.copies))
-        for a in range(len(index.copies)):
-            for b in range(a + 1, len(index.copies)):
-                if index.sets.jaccard(a, b) >= threshold:
-                    reference.join(a, b)
-        expected = sorted(
-            sorted(i for d in members for i in index.copies[d])
-            for members in reference.groups()
-            if sum(len(index.copies[d]) for d in members) > 1
-        )
-        assert near_duplicate_groups(texts, threshold) == expected
-
-
-def _candidate_reference(texts: list[str], threshold: float) -> list[list[int]]:
-    """near_duplicate_groups by its definition, over every pair: two texts are joined when their
-    signatures agree on a whole band, the estimate is at most ESTIMATE_MARGIN below the
-    threshold and the exact Jaccard reaches it."""
-    index = duplicates._minhash_index(tuple(texts))
-    signatures, rows = index.signatures, duplicates._rows_per_band(threshold)
-    first, second = np.triu_indices(len(signatures), 1)
-    equal = signatures[first] == signatures[second]
-    bands = equal[:, : len(equal[0]) // rows * rows].reshape(len(equal), -1, rows)
-    candidate = bands.all(axis=2).any(axis=1) & (equal.mean(axis=1) >= threshold - duplicates.ESTIMATE_MARGIN)
-    reference = duplicates._UnionFind(len(index.copies))
-    for a, b in zip(index.present[first[candidate]].tolist(), index.present[second[candidate]].tolist()):
-        if index.sets.jaccard(a, b) >= threshold:
-            reference.join(a, b)
-    return sorted(
-        sorted(i for d in members for i in index.copies[d])
-        for members in reference.groups()
-        if sum(len(index.copies[d]) for d in members) > 1
-    )
-
-
-def test_near_duplicate_groups_match_the_candidate_pairs_in_large_clusters(monkeypatch):
-    # Clusters of variants, some of them close to each other, make thousands of candidate pairs:
-    # small batches take every path of the confirmation (rounds, batches, pairs kept for later).
-    monkeypatch.setattr(duplicates, "PAIR_BATCH", 500)
-    monkeypatch.setattr(duplicates, "FIRST_CONFIRM_BATCH", 64)
-    monkeypatch.setattr(duplicates, "MIN_ROUND_PAIRS", 8)
-    rng = random.Random(11)
-    words = [f"w{i}" for i in range(60)]
-    bases = [[rng.choice(words) for _ in range(rng.randint(6, 14))] for _ in range(6)]
-    bases += [base[:-1] + [rng.choice(words)] for base in bases[:3]]  # near other clusters
-    texts = []
-    for _ in range(400):
-        variant = list(rng.choice(bases))
-        for _ in range(rng.randint(0, 3)):
-            variant[rng.randrange(len(variant))] = rng.choice(words)
-        texts.append(" ".join(variant))
-    for threshold in (0.7, 0.8, 0.9):
-        duplicates._near_duplicate_groups.cache_clear()
-        assert near_duplicate_groups(texts, threshold) == _candidate_reference(texts, threshold)
-
-
-def test_template_shingles_are_those_in_more_than_half_of_the_texts(monkeypatch):
-    # Counted first by bucket of the low bits: with 4 buckets, most buckets mix template
-    # shingles with others.
-    monkeypatch.setattr(duplicates, "_TEMPLATE_BUCKETS", 4)
-    rng = np.random.default_rng(3)
-    template = rng.integers(0, 2**32, size=5, dtype=np.uint64).astype(np.uint32)
-    rows = [np.unique(np.r_[template[rng.random(5) < 0.7], rng.integers(0, 2**32, 20).astype(np.uint32)])
-            for _ in range(60)]
-    hashes = np.concatenate(rows)
-    values, counts = np.unique(hashes, return_counts=True)
-    expected = np.isin(hashes, values[(counts > 30) & (counts >= 10)])
-    assert expected.any() and not expected.all()
-    assert duplicates._template_shingles(hashes, 60).tolist() == expected.tolist()
-
-
-_words = st.sampled_from(["card", "Card!", "pin", "top", "up", "fee", "?"])
-_texts = st.lists(st.lists(_words, max_size=12).map(" ".join), max_size=25)
-
-
-@settings(max_examples=40, deadline=None)
-@given(_texts, st.randoms(use_true_random=False))
-def test_near_duplicate_groups_are_sorted_disjoint_and_independent_of_order(texts, rng):
-    groups = near_duplicate_groups(texts)
-    members = [i for group in groups for i in group]
-    assert len(members) == len(set(members))
-    assert all(len(group) > 1 and group == sorted(group) for group in groups)
-    assert [group[0] for group in groups] == sorted(group[0] for group in groups)
-    for group in exact_groups([normalize_text(t) for t in texts]):  # exact copies always together
-        if normalize_text(texts[group[0]]):
-            assert any(set(group) <= set(g) for g in groups)
-    order = list(range(len(texts)))
-    rng.shuffle(order)
-    shuffled = near_duplicate_groups([texts[i] for i in order])
-    assert sorted(sorted(order[i] for i in group) for group in shuffled) == groups
 
 
 # duplicate-example ------------------------------------------------------------------------
@@ -326,4 +165,14 @@ def test_banking77_train_has_four_copies_and_no_leak(shared_data):
     # "I am still waiting for my card." / "I'm still waiting for my card.".
     near = findings["near-duplicate"]
     assert {Location(str(banking77), 63), Location(str(banking77), 93)} <= set(near.locations)
-    assert near.count < 0.2 * len(dataset.examples)
+    # Short paraphrases with words added count too (the containment rule): about a third.
+    assert near.count < 0.4 * len(dataset.examples)
+
+
+def test_copies_of_short_replies_are_a_note():
+    # Restaurant-8k repeats replies such as "yes" and "6" in many dialogues.
+    examples = _clean_examples() + [_example(30, "yes", model="{}"), _example(31, "yes", model="{}"),
+                                    _example(32, QUERIES[2], model="Answer 2")]
+    warning, note = _run(check_duplicate_examples, examples)
+    assert (warning.severity, warning.count, _lines(warning)) == ("warning", 1, {("f.jsonl", 3), ("f.jsonl", 32)})
+    assert (note.severity, note.count, _lines(note)) == ("info", 1, {("f.jsonl", 30), ("f.jsonl", 31)})

@@ -91,6 +91,21 @@ def test_conflicting_outputs_lists_every_example_of_a_conflicting_input():
     assert "--drop-conflicts" in finding.hint
 
 
+def test_conflicting_long_free_text_answers_are_a_note_and_hidden_fields_are_named():
+    long_a = "I understand how frustrating this is. To cancel your order, open your account, choose Orders, " \
+             "pick the order and press Cancel; the refund follows within five days."
+    long_b = "Sorry to hear that! You can cancel it yourself: sign in, go to Orders, select it and choose Cancel. " \
+             "We will refund you in a few days and send a confirmation email."
+    examples = _tickets(4) + [_example(60, "cancel my order please", model=long_a),
+                              _example(61, "Cancel my order please", model=long_b),
+                              _example(62, "6", model='{"people": "6"}'), _example(63, "6", model='{"time": "6"}')]
+    examples[-2].meta, examples[-1].meta = {"requested_slots": ["people"]}, {"requested_slots": ["time"]}
+    answers, prose = _run(check_conflicting_outputs, examples, label_source=None)
+    assert (answers.severity, _lines(answers)) == ("warning", {62, 63})
+    assert "requested_slots" in answers.hint
+    assert (prose.severity, _lines(prose)) == ("info", {60, 61})
+
+
 def test_conflicting_outputs_none_when_each_input_has_one_answer():
     assert _run(check_conflicting_outputs, _tickets(10)) == []
 

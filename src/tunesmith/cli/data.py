@@ -58,6 +58,7 @@ def prepare_command(
     dedupe: bool = typer.Option(False, help="keep one copy of exact duplicates"),
     drop_conflicts: bool = typer.Option(False, help="quarantine examples whose input has conflicting outputs"),
     enforce_template: bool = typer.Option(False, help="quarantine outputs off the template (--template, else the dominant one)"),
+    label_drift: str = typer.Option("map", help="with --enforce-template, an output off the label shape that names a class: map (rewrite it as the label) or quarantine"),
     template: Optional[str] = typer.Option(None, help="expected output format (see `data check --help`)"),
     oversample: bool = typer.Option(False, help="repeat minority classes in train up to the median class size"),
     max_age: Optional[float] = typer.Option(None, help="quarantine examples older than this many days"),
@@ -73,7 +74,7 @@ def prepare_command(
 
     options = PrepareOptions(
         validation=validation, test=test, seed=seed, dedupe=dedupe, drop_conflicts=drop_conflicts,
-        enforce_template=enforce_template, template=template, oversample=oversample, max_age_days=max_age,
+        enforce_template=enforce_template, label_drift=label_drift, template=template, oversample=oversample, max_age_days=max_age,
         redact_pii=redact_pii, format=format, columns=parse_columns(columns), label_field=label,
         timestamp_field=timestamp,
     )

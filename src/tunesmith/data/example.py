@@ -70,3 +70,8 @@ class Example:
     @property
     def where(self) -> str:
         return f"{self.source}:{self.line}" if self.source else f"example {self.id}"
+
+
+def full_input(ex: Example) -> str:
+    """What an example gives the model to answer: its system instruction and user turns."""
+    return (ex.system or "") + "\n" + ex.input_text

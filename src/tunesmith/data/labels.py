@@ -3,7 +3,8 @@
 In order: `--label FIELD` (a field of the record, or a `Field: value` line of the output);
 a label the file already gives (the canonical format, a CSV label column); the output
 itself when outputs are label-like (few distinct short values, as in intent
-classification); the first field of templated outputs (`Category: …` in
+classification; an output written in another shape than the labels, `Intent: card_arrival`,
+gets the class it names, or none: see `label_shape`); the first field of templated outputs (`Category: …` in
 `Category: …\\nPriority: …`). Otherwise the data has no labels and label checks are skipped."""
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import re
 from collections import Counter
 
 from .example import Example
+from .label_shape import LABEL_LIKE_MAX_WORDS, find_label_drift
 
 _KEY_LINE = re.compile(r"^\s*([A-Za-z][\w \-]{0,40}?)\s*:\s*(.+?)\s*$")
-LABEL_LIKE_MAX_WORDS = 6
 
 
 def key_values(text: str) -> dict[str, str]:
@@ -65,9 +66,11 @@ def assign_labels(examples: list[Example], label_field: str | None = None) -> st
     if any(ex.label is not None for ex in examples):
         return "the label field of the input"
     outputs = [ex.output_text.strip() for ex in examples]
-    if label_like(outputs):
-        for ex, out in zip(examples, outputs):
-            ex.label = out
+    drift = find_label_drift(outputs)
+    if drift is not None or label_like(outputs):
+        off_shape = drift.off_shape if drift is not None else {}
+        for i, (ex, out) in enumerate(zip(examples, outputs)):
+            ex.label = off_shape[i] if i in off_shape else out
         return "the output (label-like outputs)"
     key = _dominant_first_key(outputs)
     if key:

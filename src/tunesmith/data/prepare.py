@@ -8,6 +8,7 @@ records in = train + validation + test + quarantine - oversampled copies."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -17,18 +18,21 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .. import __version__
 from ..errors import BadInputError
 from ..fileio import atomic_write_text, sha256_file, sha256_text
-from .checks.duplicates import full_input, normalize_text
 from .checks.format_drift import dominant_signature, parse_template, template_from_signature
 from .checks.pii import redact_pii
 from .checks.staleness import age_days, parse_timestamp
 from .dataset import MANIFEST, SPLITS, Dataset, load_dataset
-from .example import MODEL, USER, Example, Turn
-from .formats import canonical
+from .example import MODEL, USER, Example, Turn, full_input
+from .formats import canonical, to_record
+from .label_shape import LabelDrift, find_label_drift
+from .near_duplicates import normalize_text
 from .seal import split_seal
 from .split import assign_splits
 
@@ -43,7 +47,11 @@ class PrepareOptions(BaseModel):
     seed: int = 0
     dedupe: bool = Field(False, description="keep one copy of exact duplicates")
     drop_conflicts: bool = Field(False, description="quarantine every example whose input has conflicting outputs")
-    enforce_template: bool = Field(False, description="quarantine outputs off the template (--template, else the dominant one)")
+    enforce_template: bool = Field(False, description="quarantine outputs off the template (--template, else the dominant one); "
+                                   "in a classification set, outputs off the label shape")
+    label_drift: Literal["map", "quarantine"] = Field(
+        "map", description="with enforce_template, an output off the label shape that names a class: rewrite it as "
+                           "that label (the original is kept in the manifest) or quarantine it")
     template: str | None = None
     oversample: bool = Field(False, description="repeat minority-class examples in train up to the median class size")
     max_age_days: float | None = Field(None, gt=0, description="quarantine examples older than this")
@@ -76,6 +84,7 @@ class _Ledger:
     def __init__(self) -> None:
         self.quarantine: list[dict] = []
         self.touched: dict[str, list[str]] = defaultdict(list)
+        self.changes: dict[str, list[dict]] = defaultdict(list)  # what a fix rewrote: id, from, to
 
     def remove(self, fix: str, example: Example, reason: str) -> None:
         self.quarantine.append({"fix": fix, "reason": reason, "example": canonical.to_record(example)})
@@ -83,6 +92,10 @@ class _Ledger:
 
     def keep_changed(self, fix: str, example: Example) -> None:
         self.touched[fix].append(example.id)
+
+    def rewrite(self, fix: str, example: Example, before: str, after: str) -> None:
+        self.touched[fix].append(example.id)
+        self.changes[fix].append({"id": example.id, "where": example.where, "from": before, "to": after})
 
 
 def prepare(paths: list[str | Path], out_dir: str | Path, options: PrepareOptions | None = None,
@@ -93,7 +106,7 @@ def prepare(paths: list[str | Path], out_dir: str | Path, options: PrepareOption
     dataset = load_dataset(paths, options.format, options.columns, options.label_field, options.timestamp_field)
     ledger = _Ledger()
     for u in dataset.unreadable:
-        ledger.quarantine.append({"fix": "unreadable", "reason": u.reason, "file": u.file, "line": u.line, "raw": u.raw})
+        ledger.quarantine.append({"fix": "unreadable", "reason": u.reason, "file": u.file, "line": u.line, **raw_record(u.raw)})
 
     examples = dataset.examples
     if options.redact_pii:
@@ -102,7 +115,7 @@ def prepare(paths: list[str | Path], out_dir: str | Path, options: PrepareOption
     if options.max_age_days is not None:
         examples = _drop_stale(examples, options.max_age_days, now or datetime.now(timezone.utc), ledger)
     if options.enforce_template:
-        examples = _drop_off_template(examples, options.template, ledger)
+        examples = _drop_off_template(examples, options.template, options.label_drift, ledger)
     if options.drop_conflicts:
         examples = _drop_conflicts(examples, ledger)
     if options.dedupe:
@@ -114,6 +127,21 @@ def prepare(paths: list[str | Path], out_dir: str | Path, options: PrepareOption
         splits["train"] = _oversample(splits["train"], ledger)
     manifest = _write(out_dir, dataset, splits, ledger, options, force)
     return PrepareResult(out_dir, manifest)
+
+
+def raw_record(raw: str) -> dict:
+    """A line as read, for the quarantine. Text that is valid Unicode is kept as it is; a line
+    holding bytes that are not UTF-8 (read as surrogate escapes) keeps its original bytes
+    losslessly in `raw_base64`, beside a readable preview with U+FFFD for each bad byte."""
+    try:
+        raw.encode("utf-8")
+        return {"raw": raw}
+    except UnicodeEncodeError:
+        try:
+            original = raw.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # not from a file's bytes: a lone surrogate code point, kept as such
+            original = raw.encode("utf-8", "surrogatepass")
+        return {"raw": original.decode("utf-8", "replace"), "raw_base64": base64.b64encode(original).decode("ascii")}
 
 
 def _refuse_to_clobber(out_dir: Path, force: bool) -> None:
@@ -179,10 +207,13 @@ def _drop_stale(examples: list[Example], max_age_days: float, now: datetime, led
     return kept
 
 
-def _drop_off_template(examples: list[Example], spec: str | None, ledger: _Ledger) -> list[Example]:
+def _drop_off_template(examples: list[Example], spec: str | None, label_drift: str, ledger: _Ledger) -> list[Example]:
     if spec:
         template = parse_template(spec)
     else:
+        drift = find_label_drift([ex.output_text.strip() for ex in examples])
+        if drift is not None:
+            return _fix_label_drift(examples, drift, label_drift, ledger)
         dominant = dominant_signature([ex.output_text for ex in examples])
         if dominant is None:
             raise BadInputError(
@@ -196,6 +227,28 @@ def _drop_off_template(examples: list[Example], spec: str | None, ledger: _Ledge
             kept.append(ex)
         else:
             ledger.remove("enforce-template", ex, f"output does not match {template.describe()}")
+    return kept
+
+
+def _fix_label_drift(examples: list[Example], drift: LabelDrift, mode: str, ledger: _Ledger) -> list[Example]:
+    """Outputs off the label shape: rewritten as the class they name (mode "map"), or
+    quarantined (mode "quarantine", and any that name no class)."""
+    kept = []
+    for i, ex in enumerate(examples):
+        if i not in drift.off_shape:
+            kept.append(ex)
+            continue
+        label, output = drift.off_shape[i], ex.output_text
+        if label is not None and mode == "map":
+            last = ex.last_model_index()
+            ex.turns = [*ex.turns[:last], Turn(MODEL, label), *ex.turns[last + 1 :]]
+            ex.label = label
+            ledger.rewrite("label-shape", ex, output, label)
+            kept.append(ex)
+        else:
+            means = f"it names {label}" if label is not None else f"it names no class (as a label: {drift.suggestion(output)})"
+            ledger.remove("enforce-template", ex, f"output {output.strip()!r} is not written as a label "
+                                                  f"({drift.shape.describe()}); {means}")
     return kept
 
 
@@ -309,7 +362,8 @@ def _manifest(dataset: Dataset, splits: dict[str, list[Example]], seals: dict, l
             name: dict(sorted(Counter(ex.label for ex in splits[name] if ex.label is not None).items()))
             for name in SPLITS
         },
-        "fixes": [{"fix": fix, "count": len(ids), "ids": ids} for fix, ids in ledger.touched.items()],
+        "fixes": [{"fix": fix, "count": len(ids), "ids": ids, **({"changes": ledger.changes[fix]} if fix in ledger.changes else {})}
+                  for fix, ids in ledger.touched.items()],
         "quarantine": {"file": QUARANTINE, "count": len(ledger.quarantine),
                        "by_reason": dict(Counter(q["fix"] for q in ledger.quarantine))},
         "splits": seals,

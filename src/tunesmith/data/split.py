@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 
-from .checks.duplicates import full_input, leak_groups
-from .example import Example
+from .example import Example, full_input
+from .near_duplicates import leak_groups
 
 NO_LABEL = "\x00"  # the stratum of unlabelled examples
 

@@ -18,7 +18,9 @@ against them: exact and near duplicates, conflicting labels, format drift, a rar
 outdated examples and personal data. Every other record is clean: a unique ticket whose
 output follows `Category: …\\nPriority: …\\nAction: …` exactly.
 
-Deterministic: the same n, seed and anchor give the same records, byte for byte.
+Deterministic: the same n, seed and anchor give the same records, byte for byte. The phrase
+tables (issues and their phrasings, names, greetings, …) are data, in tickets_phrases.json
+beside this module; the code holds how they are combined.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import random
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
@@ -69,212 +72,37 @@ class Issue:
     details: tuple[str, ...] | None = None  # context sentences; None: the category's (DETAILS)
 
 
-ISSUES = (
-    # Billing
-    Issue("Billing", "High", "Refund the duplicate charge and confirm by email", (
-        "I was charged twice for my {plan} this month, two payments of {price} on {date}.",
-        "My card got billed {price} two times for the {plan} renewal.",
-        "There are two identical charges of {price} on my statement from {date} for the {plan}.",
-        "You took the {plan} payment twice. I only have one subscription.",
-    ), ("charged twice for {plan}, {price} x2", "double charge on {date}, pls refund", "billed twice this month ({price})"), weight=5),
-    Issue("Billing", "High", "Refund the charge made after cancellation and confirm the cancellation", (
-        "I cancelled my {plan} on {date} but you still charged me {price}.",
-        "Why was I billed {price} for the {plan}? I cancelled it weeks ago.",
-        "Got a {price} renewal charge even though my subscription was cancelled on {date}.",
-    ), ("cancelled {plan} but still charged {price}", "charged {price} after i cancelled??"), weight=4),
-    Issue("Billing", "Low", "Send a copy of the invoice", (
-        "Could you send me an invoice for the {plan} payment from {date}? I need it for my expense report.",
-        "I need a VAT invoice for order {order} ({amount}).",
-        "Where can I download receipts for my {plan}? Accounting is asking for the last three.",
-    ), ("need invoice for order {order}", "receipt for the {date} payment pls"), weight=4),
-    Issue("Billing", "Low", "Explain the charges on the account", (
-        "My {plan} went up to {price} this month and I didn't see any announcement. What changed?",
-        "I don't understand the {price} line on my last bill, what is it for?",
-        "Can you explain what the {price} charge from {date} is for? I thought my {plan} was cheaper.",
-    ), ("what is the {price} charge on {date}?", "why did my {plan} price go up to {price}"), weight=4),
-    Issue("Billing", "Medium", "Send instructions to update the payment method", (
-        "My payment for the {plan} keeps getting declined but the card works everywhere else.",
-        "I got a message that my {plan} will be paused because the payment failed. I want to use a different card.",
-        "I can't update my credit card on the billing page, it just spins forever.",
-    ), ("payment declined for {plan}", "how do i change my card for the {plan}"), weight=4),
-    Issue("Billing", "Low", "Change the plan and explain the prorated credit", (
-        "I'd like to switch from the {plan} to something cheaper, do I get the rest of the month back?",
-        "Please downgrade my account from the {plan} to the free tier starting next cycle.",
-        "Is it possible to move down from {plan} to a smaller plan without losing my data?",
-    ), ("downgrade my {plan} please", "switch me from {plan} to a cheaper plan"), weight=3),
-    # Technical
-    Issue("Technical", "Urgent", "Escalate to tier-2 engineering", (
-        "{workspace} has been down for our whole team since this morning, nobody can load any documents.",
-        "We are getting a 502 error on {workspace} for every user in the company. This is blocking all our work.",
-        "Total outage here: none of our {seats} users can log in to {workspace} and we have a client deadline today.",
-        "All of my devices show offline and the {app} says the service is unavailable. Is there an outage?",
-    ), ("{workspace} down for everyone", "whole team ({seats} people) getting 502 errors", "service down?? nothing loads for any of our {seats} users"), weight=3),
-    Issue("Technical", "High", "Collect the crash logs and escalate to tier-2 engineering", (
-        "The {app} crashes as soon as I open it on my {platform} since the last update.",
-        "Every time I tap on the device list the {app} closes itself. Reinstalling didn't help.",
-        "After updating my {platform} the {app} freezes on the splash screen and then crashes.",
-    ), ("app crashes on launch ({platform})", "{app} keeps crashing after update on {platform}"), weight=5),
-    Issue("Technical", "Medium", "Walk the customer through resetting the device", (
-        "My {device} keeps going offline and won't reconnect to the wifi.",
-        "I set up the new {device} yesterday but it never shows up in the {app}.",
-        "The {device} blinks red and says it can't reach the network, my router is fine.",
-    ), ("{device} offline again", "{device} won't connect to wifi"), weight=6),
-    Issue("Technical", "Medium", "Send the sync troubleshooting steps", (
-        "Changes I make on my laptop in {workspace} don't show up on my {platform} anymore.",
-        "My notes haven't synced between devices since {date}.",
-        "The {app} shows old data, sync seems stuck on 'pending' since {date}.",
-    ), ("sync stuck since {date}", "data not syncing to my {platform}"), weight=4),
-    Issue("Technical", "Low", "Send the help-center article", (
-        "How do I set up a schedule so my {device} turns on at sunset?",
-        "Is there a way to export my {workspace} projects to PDF?",
-        "Can I control the {device} with a voice assistant?",
-    ), ("how to set a schedule on {device}?", "can i export {workspace} pages to pdf?"), weight=5,
-        details=("I couldn't find it in the settings.", "I'm on the {plan}.")),
-    Issue("Technical", "Low", "Send the notification settings guide", (
-        "I stopped getting notifications from the {app} on my {platform}.",
-        "The alerts from my {device} arrive hours late on my {platform}.",
-        "How do I turn off the daily summary emails? They're too much.",
-    ), ("no notifications on my {platform}", "{device} alerts arrive late"), weight=3),
-    # Account
-    Issue("Account", "High", "Verify identity and restore account access", (
-        "I'm locked out of my account after too many login attempts and I need it for work today.",
-        "I lost my phone with the two-factor app and now I can't log in at all.",
-        "My account says it's disabled and I can't get in. I haven't done anything wrong.",
-    ), ("locked out of my account since {date}", "lost 2fa phone, can't log in"), weight=5),
-    Issue("Account", "Medium", "Resend the password reset link", (
-        "I requested a password reset three times but the email never arrives, not even in spam.",
-        "The password reset link says it has expired as soon as I click it.",
-        "I asked for a new password on {date} and still haven't received the reset email.",
-    ), ("reset email never arrives", "password reset link expired, requested on {date}"), weight=4),
-    Issue("Account", "Low", "Update the account details after verification", (
-        "I got married and need to change the name on my account.",
-        "How can I change the email address I use to sign in? I'm moving to a new work address.",
-        "Please update the company name on our {workspace} account to our new legal name.",
-    ), ("change name on account", "update my login email please"), weight=3),
-    Issue("Account", "Medium", "Confirm the request and start account deletion", (
-        "Please delete my account and all my data, I don't use the service anymore.",
-        "I want to close my account permanently. How long does deletion take?",
-        "I'm cancelling the {plan} and want every bit of my data removed from your systems.",
-    ), ("delete my account pls", "close my account and erase my data"), weight=3),
-    Issue("Account", "Low", "Explain how to invite team members", (
-        "How do I add two more people to our {workspace} team?",
-        "We bought {seats} seats but I can't figure out how to invite my colleagues.",
-        "Where do I send invites so my coworkers can join our {workspace}?",
-    ), ("how to add users to {workspace}?", "invite {seats} colleagues to workspace?"), weight=3),
-    # Shipping
-    Issue("Shipping", "Medium", "Contact the carrier and send the tracking status", (
-        "My order {order} was supposed to arrive on {date} and it still hasn't come.",
-        "It's been {days} days since I ordered the {device} and the tracking hasn't updated.",
-        "Order {order} has been stuck 'in transit' for over a week now.",
-    ), ("order {order} late", "tracking not updating for {order}"), weight=6),
-    Issue("Shipping", "High", "Open a carrier investigation and ship a replacement", (
-        "Tracking says order {order} was delivered on {date} but there was nothing at my door.",
-        "The {device} I paid {amount} for shows as delivered but I never got it. Neighbours don't have it either.",
-        "Order {order} is marked delivered, but no package arrived and the carrier photo is not my house.",
-    ), ("says delivered, never got it ({order})", "package {order} marked delivered but missing"), weight=3),
-    Issue("Shipping", "Medium", "Update the shipping address before dispatch", (
-        "I just placed order {order} and put my old address. Can you change it before it ships?",
-        "Please send order {order} to my office instead of home, it hasn't shipped yet.",
-        "Typo in the street name on order {order}, can you fix the address before dispatch?",
-    ), ("wrong address on {order}, pls change", "change shipping address for {order}"), weight=3),
-    Issue("Shipping", "Low", "Send the tracking link", (
-        "I ordered {a_device} on {date}. Is there a tracking number?",
-        "When will order {order} ship? The confirmation didn't say.",
-        "Could you tell me how to track order {order}?",
-    ), ("tracking number for {order}?", "when does {order} ship"), weight=4),
-    # Returns
-    Issue("Returns", "High", "Ship a replacement and email a prepaid return label", (
-        "The {device} from order {order} arrived with a cracked case and won't turn on.",
-        "Box was crushed and the {device} inside is broken. I paid {amount} for this.",
-        "My {device} arrived smashed, glass everywhere in the box. Order {order}.",
-    ), ("{device} arrived broken", "damaged item in order {order}"), weight=4),
-    Issue("Returns", "Low", "Email a prepaid return label", (
-        "I'd like to return the {device} I bought on {date}, it isn't what I needed.",
-        "Can I send back order {order}? It's unopened and I'm within 30 days.",
-        "The {device} doesn't suit our home after all. How do I return it for a refund?",
-    ), ("want to return the {device}", "return order {order} pls"), weight=4),
-    Issue("Returns", "Medium", "Ship the correct item and email a return label", (
-        "I ordered {a_device} but received something completely different in order {order}.",
-        "Wrong model in my package, order {order}. I need the one I paid {amount} for.",
-        "You sent me two of the wrong item instead of the {device} in order {order}.",
-    ), ("wrong item in {order}", "got the wrong product instead of {device}"), weight=3),
-    Issue("Returns", "Medium", "Check the return status and issue the refund", (
-        "I sent back the {device} on {date} and still haven't received my {amount} refund.",
-        "Your warehouse confirmed my return for order {order} but no refund yet after {days} days.",
-        "Where is my refund for the returned {device}? It's been {days} days.",
-    ), ("where is my refund for {order}", "refund of {amount} not received"), weight=3),
-    Issue("Returns", "Medium", "Start a warranty replacement", (
-        "My {device} stopped working after {months} months. Is it still under warranty?",
-        "The {device} I bought last year started flickering and now it's dead.",
-        "My {device} won't power on anymore, it's only {months} months old.",
-    ), ("{device} died, warranty?", "{device} stopped working after {months} months"), weight=3),
-)
+# The phrase tables (issues, names, greetings, …) live in tickets_phrases.json beside this file.
+_PHRASES = json.loads(resources.files(__package__).joinpath("tickets_phrases.json").read_text(encoding="utf-8"))
 
-# The rare class: few enough that a per-class floor flags it.
-RARE_ISSUES = (
-    Issue("Security", "Urgent", "Lock the account, reset credentials and escalate to the security team", (
-        "I got an alert about a login from another country that wasn't me, and my password was changed.",
-        "Someone accessed my account and changed the sign-in email. I think I've been hacked.",
-        "There are devices in my account I don't recognise and someone viewed my {device} history.",
-    ), ()),
-    Issue("Security", "High", "Forward the report to the security team and warn the customer", (
-        "I received an email that looks like it's from you asking for my card details. Is it legit?",
-        "Got a text saying my account is suspended, with a strange link to log in. Is this phishing?",
-    ), ()),
-)
 
+def _issues(key: str) -> tuple[Issue, ...]:
+    return tuple(
+        Issue(d["category"], d["priority"], d["action"], tuple(d["phrasings"]), tuple(d["terse"]), d.get("weight", 1),
+              tuple(d["details"]) if "details" in d else None)
+        for d in _PHRASES[key]
+    )
+
+
+def _strings(key: str) -> tuple[str, ...]:
+    return tuple(_PHRASES[key])
+
+
+ISSUES = _issues("issues")
+RARE_ISSUES = _issues("rare_issues")  # the rare class: few enough that a per-class floor flags it
 # Outdated: products and plans Brightly no longer sells, with the policies of their time.
-OUTDATED_ISSUES = (
-    Issue("Technical", "Medium", "Send the Hub v1 firmware 1.8 reflash instructions", (
-        "My Hub v1 keeps dropping off the network after the last firmware update.",
-        "The light on my Hub v1 is stuck on orange and none of the bulbs respond.",
-    ), ("Hub v1 offline again",), details=()),
-    Issue("Billing", "Low", "Explain the Classic plan pricing", (
-        "My Classic plan renewal was $6.99 instead of $4.99, why?",
-        "Is the Classic plan still $4.99 a month if I pay yearly?",
-    ), ("Classic plan price went up?",), details=()),
-    Issue("Technical", "High", "Ask the customer to reinstall Brightly Desktop 3.2", (
-        "Brightly Desktop for Windows won't start after the update, it just shows a white window.",
-        "The Brightly Desktop app on my Windows PC crashes when I open a project.",
-    ), ("Brightly Desktop crashes on windows",), details=()),
-    Issue("Returns", "Medium", "Mail a Glow Bulb Gen 1 replacement", (
-        "My Glow Bulb Gen 1 started flickering after two months.",
-        "One of my Gen 1 Glow bulbs died, can I get a replacement?",
-    ), ("Gen 1 bulb flickering",), details=()),
-    Issue("Account", "Medium", "Reset the password in the Classic admin portal", (
-        "I can't log in to the Classic plan admin portal anymore.",
-        "The old Classic portal says my password is wrong but it worked yesterday.",
-    ), ("Classic portal login broken",), details=()),
-    Issue("Shipping", "Medium", "Confirm the Starter Bundle preorder ship date", (
-        "When will my Starter Bundle preorder ship? I ordered it on {date}.",
-        "I preordered the Starter Bundle on {date} and haven't heard anything since.",
-    ), ("Starter Bundle preorder status?",), details=()),
-)
-
+OUTDATED_ISSUES = _issues("outdated_issues")
 # A second annotator's reading of a ticket: the neighbouring category and its default action.
-CONFLICTING = {
-    "Billing": ("Account", "Review the billing history with the customer"),
-    "Account": ("Technical", "Send the troubleshooting guide"),
-    "Technical": ("Account", "Review the account settings with the customer"),
-    "Shipping": ("Returns", "Start a return for the order"),
-    "Returns": ("Shipping", "Check the order status with the carrier"),
-}
+CONFLICTING = {category: tuple(reading) for category, reading in _PHRASES["conflicting"].items()}
 
 # ---- the world the tickets talk about -------------------------------------------------
 
-PLANS = (("Plus plan", 9.99), ("Pro plan", 19.99), ("Family plan", 14.99))
-DEVICES = (
-    ("Glow smart bulb", 19.99),
-    ("Hub Mini", 49.00),
-    ("Aura thermostat", 129.00),
-    ("Eyecam doorbell", 99.00),
-    ("SmartPlug", 24.99),
-)
-PLATFORMS = ("iPhone 15", "Pixel 8", "Galaxy S23", "iPad Air", "iPhone 12", "Android tablet")
-FIRST_NAMES = ("Maria", "Tom", "Aisha", "Jonas", "Priya", "Luis", "Mei", "Sam", "Olga", "Kwame", "Emma", "Raj")
-LAST_NAMES = ("Schmidt", "Okafor", "Lindqvist", "Moreau", "Tanaka", "Novak", "Garcia", "Byrne")
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-          "September", "October", "November", "December")
+PLANS = tuple((name, price) for name, price in _PHRASES["plans"])
+DEVICES = tuple((name, price) for name, price in _PHRASES["devices"])
+PLATFORMS = _strings("platforms")
+FIRST_NAMES = _strings("first_names")
+LAST_NAMES = _strings("last_names")
+MONTHS = _strings("months")
 
 
 def _usd(amount: float) -> str:
@@ -311,30 +139,16 @@ def _slots(rng: random.Random, when: datetime) -> dict[str, str]:
 
 # ---- how customers write ---------------------------------------------------------------
 
-DETAILS = {
-    "Billing": ("I'm on the {plan}.", "The charge was on {date}.", "I've paid {price} a month without issues until now."),
-    "Technical": ("This is on my {platform}.", "I already tried restarting it twice.", "It started around {date}."),
-    "Account": ("My account has been open for years.", "I have the {plan}.", "I tried on both my laptop and my phone."),
-    "Shipping": ("The order number is {order}.", "I ordered it on {date}.", "It was {amount} with shipping."),
-    "Returns": ("The order number is {order}.", "It cost {amount}.", "I still have the original box."),
-    "Security": ("I've already changed my email password.", "Please help as soon as possible."),
-}
-GREETINGS = ("Hi there,", "Hello,", "Good morning,", "Hi support team,", "Hey,")
-SIGNOFFS = ("Thanks,\n{name}", "Thank you so much!", "Kind regards,\n{name}", "Thanks in advance for your help.", "Best,\n{name}")
-ANGRY_OPENERS = ("This is ridiculous.", "I am extremely frustrated.", "Seriously?!", "Third time I'm asking about this.", "Unbelievable.")
-ANGRY_CLOSERS = ("Fix it NOW.", "I expect a response today.", "Absolutely unacceptable.", "If this isn't sorted I'm cancelling.")
-RAMBLES = (
-    "I've been a customer since {year} and never had a problem before.",
-    "I looked through the help center but couldn't find an answer.",
-    "I'm writing from my phone so sorry for any mistakes.",
-    "Honestly this is the first time I've had to contact support.",
-    "My partner set most of this up originally, so bear with me.",
-    "I have quite a few of your products at home, not sure if that's relevant.",
-)
-NON_NATIVE_OPENERS = ("Dear Sir/Madam,", "Hello team,", "Good day to you.", "Respected support,")
-NON_NATIVE_CLOSERS = ("Please do the needful.", "Kindly revert back at the earliest.", "Thanking you.", "Waiting for your reply.")
+DETAILS = {category: tuple(sentences) for category, sentences in _PHRASES["details"].items()}
+GREETINGS = _strings("greetings")
+SIGNOFFS = _strings("signoffs")
+ANGRY_OPENERS = _strings("angry_openers")
+ANGRY_CLOSERS = _strings("angry_closers")
+RAMBLES = _strings("rambles")
+NON_NATIVE_OPENERS = _strings("non_native_openers")
+NON_NATIVE_CLOSERS = _strings("non_native_closers")
 # Phrases a non-native writer renders word for word (the articles are dropped separately).
-NON_NATIVE_SWAPS = (("I'm ", "I am "), ("I've ", "I have "), ("haven't", "have not"), ("don't", "do not"), ("can't", "cannot"))
+NON_NATIVE_SWAPS = tuple((said, written) for said, written in _PHRASES["non_native_swaps"])
 TONE_WEIGHTS = {"neutral": 25, "polite": 22, "terse": 15, "angry": 13, "rambling": 13, "non_native": 12}
 TYPO_RATE = 0.12
 

@@ -47,6 +47,8 @@ from typing import TYPE_CHECKING, Protocol
 from ...errors import BadInputError
 from ..example import Example
 from ..findings import Finding, about
+from ..label_shape import find_label_drift
+from .messages import count, quote
 
 if TYPE_CHECKING:
     from . import CheckContext
@@ -386,7 +388,7 @@ def check_format_drift(examples: list[Example], ctx: CheckContext) -> list[Findi
     else:
         dominant = dominant_signature(outputs)
         if dominant is None:
-            return []
+            return _label_drift(answered)
         template = template_from_signature(dominant[0])
         severity = "warning"
     deviants = [(ex, out) for ex, out in zip(answered, outputs) if not template.matches(out)]
@@ -411,6 +413,34 @@ def check_format_drift(examples: list[Example], ctx: CheckContext) -> list[Findi
             "--enforce-template (name the format yourself with --template SPEC)."
         )
     return [about("format-drift", severity, message, hint, [ex for ex, _ in deviants])]
+
+
+def _label_drift(answered: list[Example]) -> list[Finding]:
+    """format-drift in a classification set: outputs written in another shape than a label."""
+    outputs = [ex.output_text.strip() for ex in answered]
+    drift = find_label_drift(outputs)
+    if drift is None or not drift.off_shape:
+        return []
+    by_output: Counter[str] = Counter(outputs[i] for i in drift.off_shape)
+    shown = ", ".join(
+        f"{quote(out, 40)} → {drift.suggestion(out)}{'' if drift.off_shape_of(out) else ' (no such class)'}"
+        + (f" ({n})" if n > 1 else "")
+        for out, n in by_output.most_common(SHAPES_SHOWN)
+    )
+    more = len(by_output) - SHAPES_SHOWN
+    n, total = len(drift.off_shape), len(outputs)
+    unmatched = sum(1 for label in drift.off_shape.values() if label is None)
+    message = (
+        f"{count(n, 'output')} of {total:,} ({n / total:.1%}) {'is' if n == 1 else 'are'} not written as the labels "
+        f"are ({drift.shape.describe()}): {shown}{f' and {more:,} more' if more > 0 else ''}. "
+        "Trained as written, each is a class of its own."
+        + (f" {count(unmatched, 'output')} name{'s' if unmatched == 1 else ''} no existing class." if unmatched else "")
+    )
+    hint = (
+        "Write each as the label it means; tunesmith data prepare --enforce-template does it (the original "
+        "is kept in the manifest), or sets them aside with --label-drift quarantine."
+    )
+    return [about("format-drift", "warning", message, hint, [answered[i] for i in drift.off_shape])]
 
 
 def _shapes(outputs: Iterable[str]) -> str:

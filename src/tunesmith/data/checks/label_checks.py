@@ -6,6 +6,7 @@ label are left out of them."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter, defaultdict
 from functools import lru_cache
@@ -13,9 +14,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..example import Example
+from ..example import Example, full_input
 from ..findings import Finding, about
-from .duplicates import exact_groups, full_input, near_duplicate_groups, normalize_text, normalize_texts
+from ..near_duplicates import exact_groups, near_duplicate_groups, normalize_text, normalize_texts
+from .format_drift import FREE_TEXT, output_signature
+from .messages import count, quote
 
 if TYPE_CHECKING:
     from . import CheckContext
@@ -50,7 +53,7 @@ IMBALANCE_MAX_RATIO = 10
 RARE_CLASS_MIN_EXAMPLES = 10
 
 SHOWN = 5  # classes or examples quoted in a message
-QUOTE_CHARS = 60
+PROSE_MIN_WORDS = 20  # conflicting outputs this long and free-form may be paraphrases: info
 
 
 def check_conflicting_outputs(examples: list[Example], ctx: CheckContext) -> list[Finding]:
@@ -64,18 +67,45 @@ def check_conflicting_outputs(examples: list[Example], ctx: CheckContext) -> lis
     ]
     if not groups:
         return []
-    affected = [examples[i] for group in groups for i in group]
-    message = (
-        f"{_count(len(groups), 'input')} {'has' if len(groups) == 1 else 'have'} more than one output "
-        f"({_count(len(affected), 'example')}), e.g. {_quote(examples[groups[0][0]].input_text)} "
-        f"gets {_answers(examples, groups[0])}. Taught two answers to one question, a model learns to "
-        "pick one at random."
-    )
-    hint = (
-        "Keep one answer per input (or make the inputs say what tells the answers apart); "
-        "tunesmith data prepare --drop-conflicts quarantines them for review."
-    )
-    return [about("conflicting-outputs", "warning", message, hint, affected)]
+    # Several long free-text answers to one question are often paraphrases of one answer
+    # (Bitext writes several responses per request): worth a look, not a warning.
+    prose = [g for g in groups if all(_is_prose(examples[i].output_text) for i in g)]
+    answers = [g for g in groups if g not in prose]
+    findings = []
+    for kind, chosen in (("answers", answers), ("prose", prose)):
+        if not chosen:
+            continue
+        affected = [examples[i] for group in chosen for i in group]
+        message = (
+            f"{count(len(chosen), 'input')} {'has' if len(chosen) == 1 else 'have'} more than one output "
+            f"({count(len(affected), 'example')}), e.g. {quote(examples[chosen[0][0]].input_text)} "
+            f"gets {_answers(examples, chosen[0])}. "
+            + ("Taught two answers to one question, a model learns to pick one at random." if kind == "answers" else
+               "The outputs are long free text: fine if they say the same thing in other words, not if they disagree.")
+        )
+        hidden = _fields_that_differ(examples, chosen)
+        hint = (
+            (f"These examples differ in {', '.join(hidden)}, which the model does not see: put it in the input, or "
+             if hidden else "Keep one answer per input (or make the inputs say what tells the answers apart); ")
+            + "tunesmith data prepare --drop-conflicts quarantines them for review."
+        )
+        findings.append(about("conflicting-outputs", "warning" if kind == "answers" else "info", message, hint, affected))
+    return findings
+
+
+def _is_prose(text: str) -> bool:
+    return len(text.split()) >= PROSE_MIN_WORDS and output_signature(text) == FREE_TEXT
+
+
+def _fields_that_differ(examples: list[Example], groups: list[list[int]]) -> list[str]:
+    """Fields of the records (not trained on) whose values differ inside most conflicting groups."""
+    votes: Counter[str] = Counter()
+    for group in groups:
+        keys = {k for i in group for k in examples[i].meta}
+        for key in keys:
+            if len({json.dumps(examples[i].meta.get(key), sort_keys=True, default=str) for i in group}) > 1:
+                votes[key] += 1
+    return sorted(k for k, n in votes.items() if n * 2 > len(groups))
 
 
 def check_label_issues(examples: list[Example], ctx: CheckContext) -> list[Finding]:
@@ -100,7 +130,7 @@ def check_class_imbalance(examples: list[Example], ctx: CheckContext) -> list[Fi
         return []
     total = sum(counts.values())
     message = (
-        f"The classes are imbalanced: {_quote(largest)} has {most:,} examples and {_quote(smallest)} "
+        f"The classes are imbalanced: {quote(largest)} has {most:,} examples and {quote(smallest)} "
         f"{fewest:,}, a ratio of {ratio:,.1f}:1 (the smallest holds {fewest / total:.1%} of the data, against "
         f"{1 / len(counts):.1%} if the {len(counts)} classes were even). "
         "A model tuned on this favours the large classes."
@@ -120,10 +150,10 @@ def check_rare_classes(examples: list[Example], ctx: CheckContext) -> list[Findi
     rare = sorted((label for label, n in counts.items() if n < RARE_CLASS_MIN_EXAMPLES), key=lambda c: (counts[c], c))
     if not rare:
         return []
-    shown = ", ".join(f"{_quote(label)} ({counts[label]})" for label in rare[:SHOWN])
+    shown = ", ".join(f"{quote(label)} ({counts[label]})" for label in rare[:SHOWN])
     more = f" and {len(rare) - SHOWN} more" if len(rare) > SHOWN else ""
     message = (
-        f"{_count(len(rare), 'class', 'classes')} {'has' if len(rare) == 1 else 'have'} fewer than "
+        f"{count(len(rare), 'class', 'classes')} {'has' if len(rare) == 1 else 'have'} fewer than "
         f"{RARE_CLASS_MIN_EXAMPLES} examples: {shown}{more}. Too few to learn, and too few to measure once "
         "some go to validation and test."
     )
@@ -150,12 +180,12 @@ def _spelling_variants(examples: list[Example]) -> Finding | None:
     preferred = {key: _extremes(counts)[0][0] for key, counts in spellings.items()}
     affected = [ex for ex in examples if ex.label is not None and ex.label != preferred[label_key(ex.label)]]
     shown = "; ".join(
-        ", ".join(f"{_quote(label)} ({n})" for label, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        ", ".join(f"{quote(label)} ({n})" for label, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
         for counts in variants[:SHOWN]
     )
     message = (
-        f"Label spelling: {_count(len(variants), 'label')} {'is' if len(variants) == 1 else 'are'} written more "
-        f"than one way ({shown}); {_count(len(affected), 'example')} use a less common spelling. Each spelling "
+        f"Label spelling: {count(len(variants), 'label')} {'is' if len(variants) == 1 else 'are'} written more "
+        f"than one way ({shown}); {count(len(affected), 'example')} use a less common spelling. Each spelling "
         "is a different answer to the model."
     )
     hint = "Use one spelling per label: change these examples to the most common one (listed first)."
@@ -177,10 +207,10 @@ def _disagreeing_neighbours(examples: list[Example]) -> Finding | None:
     if not groups:
         return None
     affected = [examples[i] for group in groups for i in group]
-    example = " vs ".join(f"{_quote(examples[i].input_text)} → {_quote(examples[i].label)}" for i in groups[0][:2])
+    example = " vs ".join(f"{quote(examples[i].input_text)} → {quote(examples[i].label)}" for i in groups[0][:2])
     message = (
-        f"Near-identical inputs, different labels: {_count(len(groups), 'group')} of almost the same input "
-        f"({_count(len(affected), 'example')}) carry different labels, e.g. {example}."
+        f"Near-identical inputs, different labels: {count(len(groups), 'group')} of almost the same input "
+        f"({count(len(affected), 'example')}) carry different labels, e.g. {example}."
     )
     hint = "Check each group: give the inputs one label, or make sure their wording really calls for different ones."
     return about("label-issue", "warning", message, hint, affected)
@@ -208,12 +238,12 @@ def _likely_mislabeled(examples: list[Example]) -> Finding | None:
     spelling = {key: _extremes(counts)[0][0] for key, counts in _spellings(examples).items()}
     affected = [examples[usable[k]] for k in flagged]
     shown = "; ".join(
-        f"{_quote(ex.input_text)} ({ex.where}) is labelled {_quote(ex.label)} but reads like "
-        f"{_quote(spelling[classes[suggested[k]]])}"
+        f"{quote(ex.input_text)} ({ex.where}) is labelled {quote(ex.label)} but reads like "
+        f"{quote(spelling[classes[suggested[k]]])}"
         for ex, k in zip(affected[:3], flagged[:3])
     )
     message = (
-        f"Likely mislabeled: a classifier trained on the other examples puts {_count(len(affected), 'example')} "
+        f"Likely mislabeled: a classifier trained on the other examples puts {count(len(affected), 'example')} "
         f"firmly in another class (at least {MISLABEL_MIN_OTHER_PROBABILITY:.0%} for it, at most "
         f"{MISLABEL_MAX_GIVEN_PROBABILITY:.0%} for the label given), e.g. {shown}."
     )
@@ -351,16 +381,7 @@ def _answers(examples: list[Example], group: list[int]) -> str:
         key = normalize_text(examples[i].output_text)
         first.setdefault(key, examples[i].output_text)
         wheres[key].append(examples[i].where)
-    return " and ".join(f"{_quote(first[key])} ({', '.join(w[:2])})" for key, w in list(wheres.items())[:3])
-
-
-def _quote(text: str) -> str:
-    flat = " ".join(text.split())
-    return '"' + (flat if len(flat) <= QUOTE_CHARS else flat[: QUOTE_CHARS - 1] + "…") + '"'
-
-
-def _count(n: int, word: str, plural: str | None = None) -> str:
-    return f"{n:,} {word if n == 1 else plural or word + 's'}"
+    return " and ".join(f"{quote(first[key])} ({', '.join(w[:2])})" for key, w in list(wheres.items())[:3])
 
 
 CHECKS = [check_conflicting_outputs, check_label_issues, check_class_imbalance, check_rare_classes]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..example import Example
 from ..findings import Finding, about
+from .messages import count
 
 if TYPE_CHECKING:
     from . import CheckContext
@@ -130,8 +131,7 @@ _NAMES = {
 
 
 def _count(n: int, kind: str) -> str:
-    singular, plural = _NAMES[kind]
-    return f"{n:,} {singular if n == 1 else plural}"
+    return count(n, *_NAMES[kind])
 
 
 CHECKS = [check_pii]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..example import Example
 from ..findings import Finding, about
+from .messages import count_examples
 
 if TYPE_CHECKING:
     from ...targets import Target
@@ -66,16 +67,16 @@ def _too_few(name: str, n: int, target: Target) -> list[Finding]:
     least, recommended = target.min_examples, target.recommended_examples
     advice = f"the guide: at least {least:,}, {recommended:,} or more recommended"
     if n < least:
-        message = f"{name} has {_examples(n)}; tuning needs at least {least:,}."
+        message = f"{name} has {count_examples(n)}; tuning needs at least {least:,}."
         return [Finding("too-few-examples", "error", message, f"Collect more examples ({advice}).", count=n)]
     if n < recommended:
-        message = f"{name} has {_examples(n)}: enough to tune, but more reliable results take {recommended:,} or more."
+        message = f"{name} has {count_examples(n)}: enough to tune, but more reliable results take {recommended:,} or more."
         return [Finding("too-few-examples", "info", message, f"If you can, collect more examples ({advice}).", count=n)]
     return []
 
 
 def _too_many(name: str, n: int, limit: int, target: Target, hint: str) -> Finding:
-    message = f"{name} has {_examples(n)}; {target.name} accepts at most {limit:,}."
+    message = f"{name} has {count_examples(n)}; {target.name} accepts at most {limit:,}."
     return Finding("too-many-examples", "error", message, hint, count=n)
 
 
@@ -112,7 +113,7 @@ def check_token_limit(examples: list[Example], ctx: CheckContext) -> list[Findin
         return []
     longest = max(ctx.tokens.total[i] for i in over)
     message = (
-        f"{_examples(len(over))} {'is' if len(over) == 1 else 'are'} longer than the {limit:,} tokens "
+        f"{count_examples(len(over))} {'is' if len(over) == 1 else 'are'} longer than the {limit:,} tokens "
         f"{ctx.target.name} allows per example (the longest has {longest:,}); "
         "the service truncates or drops them."
     )
@@ -166,7 +167,7 @@ def check_near_empty_inputs(examples: list[Example], ctx: CheckContext) -> list[
     shown = ", ".join(sorted({repr(text) for _, text in near_empty})[:5])
     n = len(near_empty)
     message = (
-        f"{_examples(n)} {'has' if n == 1 else 'have'} an input with next to nothing in it "
+        f"{count_examples(n)} {'has' if n == 1 else 'have'} an input with next to nothing in it "
         f"({shown}), where the median input has {median_chars:,.0f} characters."
     )
     hint = "Check that these inputs were not cut off; an answer to almost nothing teaches the model to guess."
@@ -175,10 +176,6 @@ def check_near_empty_inputs(examples: list[Example], ctx: CheckContext) -> list[
 
 def _near_empty(text: str) -> bool:
     return len(text) <= NEAR_EMPTY_MAX_CHARS or not any(ch.isalnum() for ch in text)
-
-
-def _examples(n: int) -> str:
-    return f"{n:,} example" + ("" if n == 1 else "s")
 
 
 def _outputs(n: int) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..example import Example
 from ..findings import Finding, about
+from .messages import count_examples
 
 if TYPE_CHECKING:
     from . import CheckContext
@@ -123,7 +124,7 @@ def _bad_timestamps(unreadable: list[Example], n_dated: int, ctx: CheckContext) 
         return []
     shown = ", ".join(sorted({repr(ex.timestamp) for ex in unreadable})[:3])
     n = len(unreadable)
-    message = f"{_examples(n)} {'has' if n == 1 else 'have'} a timestamp that is not a date ({shown})"
+    message = f"{count_examples(n)} {'has' if n == 1 else 'have'} a timestamp that is not a date ({shown})"
     if ctx.max_age_days is not None:
         message += "; --max-age cannot judge their age"
     hint = "Write timestamps as ISO 8601 (2024-01-15 or 2024-01-15T10:30:00Z) or as Unix epoch seconds."
@@ -158,10 +159,6 @@ def _age_message(old: list[tuple[Example, datetime]], n_dated: int, days: float,
         f"{len(old):,} of {n_dated:,} examples with a timestamp are older than {days:,g} days "
         f"(the oldest is from {oldest:%Y-%m-%d}, {age_days(oldest, now):,.0f} days ago)"
     )
-
-
-def _examples(n: int) -> str:
-    return f"{n:,} example" + ("" if n == 1 else "s")
 
 
 CHECKS = [check_staleness]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..example import MODEL, ROLES, USER, Example
 from ..findings import Finding, Location, about
+from .messages import count, count_examples
 from ..formats import Unreadable
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def _unreadable_finding(items: list[Unreadable]) -> Finding:
 
 
 def _lines(n: int) -> str:
-    return f"{n:,} line" + ("" if n == 1 else "s")
+    return count(n, "line")
 
 
 # problem -> (severity, message, hint); in the message {n} is "3 examples", {has} agrees with
@@ -110,7 +111,7 @@ def check_structure(examples: list[Example], ctx: CheckContext) -> list[Finding]
         affected = problems.get(problem)
         if affected:
             has = "has" if len(affected) == 1 else "have"
-            text = message.format(n=_examples(len(affected)), has=has, roles=roles)
+            text = message.format(n=count_examples(len(affected)), has=has, roles=roles)
             findings.append(about("bad-structure", severity, text, hint, affected))
     return findings
 
@@ -133,10 +134,6 @@ def _problems(ex: Example) -> list[str]:
     if MODEL in roles and roles[-1] != MODEL:
         found.append("ends-without-model")
     return found
-
-
-def _examples(n: int) -> str:
-    return f"{n:,} example" + ("" if n == 1 else "s")
 
 
 CHECKS = [check_unreadable, check_structure]

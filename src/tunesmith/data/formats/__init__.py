@@ -79,20 +79,36 @@ def _has_bad_bytes(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
+def _has_lone_surrogate(value: object, text: str) -> bool:
+    """Whether a parsed JSON value holds a `\\ud800`-style escape of half a character: not
+    Unicode text, so it could neither be trained on nor written as UTF-8. Only lines that
+    spell such an escape are looked at closely."""
+    if "\\ud" not in text.lower():
+        return False
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+_LONE_SURROGATE = "a string holds an unpaired surrogate escape (\\ud800-\\udfff), which is not text"
+
+
 def _read_csv(path: str, lines: list[str], columns: dict[str, str] | None) -> ReadResult:
     result = ReadResult(path, csv_format.NAME)
-    for line, item in csv_format.read_rows("\n".join(lines), path, columns):
+    for line, item, end in csv_format.read_rows("\n".join(lines), path, columns):
         if isinstance(item, str):
-            result.unreadable.append(Unreadable(path, line, item))
+            result.unreadable.append(Unreadable(path, line, item, "\n".join(lines[line - 1 : end])))
         else:
             item.source, item.line = path, line
             result.examples.append(item)
     return result
 
 
-def _parse_lines(path: str, lines: list[str]) -> list[tuple[int, object]]:
-    """(line number, parsed JSON value or Unreadable) for every non-blank line; a .json file
-    holding one array counts its elements as records 1..n."""
+def _parse_lines(path: str, lines: list[str]) -> list[tuple[int, object, str]]:
+    """(line number, parsed JSON value or Unreadable, the line as read) for every non-blank
+    line; a .json file holding one array counts its elements as records 1..n."""
     joined = "\n".join(lines).strip()
     if path.lower().endswith(".json") and joined.startswith("["):
         if _has_bad_bytes(joined):
@@ -101,19 +117,21 @@ def _parse_lines(path: str, lines: list[str]) -> list[tuple[int, object]]:
             values = json.loads(joined)
         except json.JSONDecodeError as exc:
             raise BadInputError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})", "fix the file, or write it as JSONL") from None
-        return list(enumerate(values, start=1))
-    parsed: list[tuple[int, object]] = []
+        if not isinstance(values, list):  # "[1] x" and the like fail above; this is for safety
+            raise BadInputError(f"{path}: expected a JSON array of records")
+        return [(n, value, json.dumps(value, ensure_ascii=True)) for n, value in enumerate(values, start=1)]
+    parsed: list[tuple[int, object, str]] = []
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
         if _has_bad_bytes(text):
-            parsed.append((number, Unreadable(path, number, "invalid UTF-8", text)))
+            parsed.append((number, Unreadable(path, number, "invalid UTF-8", text), text))
             continue
         try:
-            parsed.append((number, json.loads(text)))
+            parsed.append((number, json.loads(text), text))
         except (json.JSONDecodeError, RecursionError) as exc:
             reason = f"invalid JSON ({exc.msg} at column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else "invalid JSON (nested too deeply)"
-            parsed.append((number, Unreadable(path, number, reason, text)))
+            parsed.append((number, Unreadable(path, number, reason, text), text))
     return parsed
 
 
@@ -127,7 +145,7 @@ def detect_format(records: list[dict]) -> str | None:
 
 def _read_json_records(path: str, lines: list[str], format: str | None) -> ReadResult:
     parsed = _parse_lines(path, lines)
-    objects = [value for _, value in parsed if isinstance(value, dict)]
+    objects = [value for _, value, _ in parsed if isinstance(value, dict)]
     if format is None:
         format = detect_format(objects)
         if format is None and objects:
@@ -139,19 +157,22 @@ def _read_json_records(path: str, lines: list[str], format: str | None) -> ReadR
         format = format or input_output.NAME  # an empty file: any format reads it
     module = JSON_FORMATS[format]
     result = ReadResult(path, format)
-    for number, value in parsed:
+    for number, value, text in parsed:
         if isinstance(value, Unreadable):
             result.unreadable.append(value)
             continue
         if not isinstance(value, dict):
             reason = f"expected a JSON object, found {_json_type(value)}"
-            result.unreadable.append(Unreadable(path, number, reason, json.dumps(value, ensure_ascii=False)))
+            result.unreadable.append(Unreadable(path, number, reason, text))
+            continue
+        if _has_lone_surrogate(value, text):
+            result.unreadable.append(Unreadable(path, number, _LONE_SURROGATE, text))
             continue
         try:
             example = module.parse(value)
-        except RecordError as exc:
-            reason = f"not a valid {format} record: {exc}"
-            result.unreadable.append(Unreadable(path, number, reason, json.dumps(value, ensure_ascii=False)))
+        except (RecordError, RecursionError) as exc:
+            reason = f"not a valid {format} record: {exc if isinstance(exc, RecordError) else 'nested too deeply'}"
+            result.unreadable.append(Unreadable(path, number, reason, text))
             continue
         example.source, example.line = path, number
         result.examples.append(example)

@@ -55,7 +55,8 @@ def resolve_columns(header: list[str], columns: dict[str, str] | None, path: str
 
 
 def read_rows(text: str, path: str, columns: dict[str, str] | None):
-    """Yield (line, Example | reason) for every data row. `line` is where the row starts."""
+    """Yield (line, Example | reason, last line) for every data row: the row's text is lines
+    `line` to `last line` (1-based, inclusive)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter_for(path))
     try:
         header = next(reader)
@@ -74,15 +75,15 @@ def read_rows(text: str, path: str, columns: dict[str, str] | None):
         except StopIteration:
             return
         except csv.Error as exc:
-            yield line, f"malformed CSV: {exc}"
+            yield line, f"malformed CSV: {exc}", reader.line_num
             continue
         if not row or row == [""]:
             continue  # a blank line is not a record
         if len(row) != len(header):
-            yield line, f"row has {len(row)} fields, the header has {len(header)}"
+            yield line, f"row has {len(row)} fields, the header has {len(header)}", reader.line_num
             continue
         if any("\udc80" <= ch <= "\udcff" for cell in row for ch in cell):
-            yield line, "invalid UTF-8"
+            yield line, "invalid UTF-8", reader.line_num
             continue
         get = {field: row[i] for field, i in by_field.items()}
         yield line, Example(
@@ -92,7 +93,7 @@ def read_rows(text: str, path: str, columns: dict[str, str] | None):
             timestamp=get.get("timestamp") or None,
             id=get.get("id", ""),
             meta={h: row[i] for h, i in other},
-        )
+        ), reader.line_num
 
 
 def to_record(example: Example) -> dict:
