@@ -33,7 +33,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from tunesmith.data.check import check
-from tunesmith.data.dataset import load_dataset
 from tunesmith.data.near_duplicates import SHORT_CONTAINMENT, clear_caches, near_duplicate_groups
 from tunesmith.data.tokens import counter_for
 from tunesmith.examples.tickets import write_tickets

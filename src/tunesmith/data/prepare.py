@@ -30,7 +30,7 @@ from .checks.pii import redact_pii
 from .checks.staleness import age_days, parse_timestamp
 from .dataset import MANIFEST, SPLITS, Dataset, load_dataset
 from .example import MODEL, USER, Example, Turn, full_input
-from .formats import canonical, to_record
+from .formats import canonical
 from .label_shape import LabelDrift, find_label_drift
 from .near_duplicates import normalize_text
 from .seal import split_seal

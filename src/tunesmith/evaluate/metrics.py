@@ -26,8 +26,14 @@ from typing import Callable
 
 import numpy as np
 
-from ..data.checks.format_drift import JsonObject, KeyLines, dominant_signature, output_signature, template_from_signature
-from ..data.labels import label_like, key_values
+from ..data.checks.format_drift import (
+    JsonObject,
+    KeyLines,
+    dominant_signature,
+    output_signature,
+    template_from_signature,
+)
+from ..data.labels import key_values, label_like
 from ..errors import BadInputError
 
 KINDS = ("label", "template", "free-text")

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..data.example import Example
 from ..data.seal import HASH_CHARS
 from ..errors import BadInputError
+from ..store.queries import get_dataset_version
 
 TRAINING_SPLITS = ("train", "validation")
 SHOWN = 10  # overlapping examples named in the message
@@ -28,7 +29,6 @@ class Overlap:
 
 def training_manifest(model) -> dict | None:
     """The manifest of the dataset a registered model was trained on, if it can be found."""
-    from ..store.queries import get_dataset_version
 
     if model.dataset_version:
         row = get_dataset_version(model.dataset_version)

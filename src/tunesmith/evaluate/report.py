@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader
 from markupsafe import Markup, escape
 
 from ..data.report_html import SMALL_CHART_WIDTH, bar_chart_svg
+from ..store.queries import job_metrics
 from .verdict import format_difference, format_p, format_range, format_value
 
 BANDS = {"better": "pass", "no_difference": "warn", "worse": "fail", None: "warn"}
@@ -87,7 +88,6 @@ def _classes(per_class: dict) -> list[dict]:
 def _curves(model) -> Markup | None:
     if model is None or not model.job_id:
         return None
-    from ..store.queries import job_metrics
 
     rows = job_metrics(model.job_id)
     series = {name: [(r.step, getattr(r, name)) for r in rows if getattr(r, name) is not None]

@@ -23,13 +23,17 @@ from typing import Callable
 
 from ..data.dataset import load_dataset
 from ..data.example import Example
+from ..data.seal import verify_seal
 from ..errors import BadInputError
 from ..fileio import atomic_write_text
 from ..models.generate import DEFAULT_BATCH_SIZE
+from ..paths import evals_dir
+from ..store.queries import get_dataset_version, new_id, record_eval_run
 from . import metrics as m
 from . import stats
 from .overlap import guard
 from .providers import Provider, Resolver
+from .report import render_report
 from .verdict import verdict
 
 MAX_NEW_TOKENS_CAP = 512
@@ -93,7 +97,6 @@ def load_eval_data(data: str | Path | None, split: str | None, limit: int | None
         raise BadInputError(f"the {split} split of {data} has no example with a prompt and a reference answer")
     warnings = []
     if dataset.prepared_dir is not None and dataset.manifest:
-        from ..data.seal import verify_seal
 
         warnings = [f.message for f in verify_seal(dataset.prepared_dir, dataset.manifest, dataset.examples)
                     if f"the {split} split" in f.message]
@@ -102,7 +105,6 @@ def load_eval_data(data: str | Path | None, split: str | None, limit: int | None
 
 
 def _training_data(anchor) -> Path:
-    from ..store.queries import get_dataset_version
 
     if anchor is None:
         raise BadInputError("no data to evaluate on", "name a prepared folder or a file with --data")
@@ -191,8 +193,6 @@ def evaluate(model: str, baseline: str | None = "base", data: str | Path | None 
              api_key: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, max_new_tokens: int | None = None,
              resamples: int = stats.RESAMPLES, seed: int = stats.SEED, progress: Progress | None = None) -> EvalResult:
     """Evaluate `model` against `baseline` ("base": its base model; None: no comparison)."""
-    from ..store.queries import new_id, record_eval_run
-    from ..paths import tunesmith_home
 
     resolver = Resolver(base_url=base_url, api_key=api_key, batch_size=batch_size)
     anchor = resolver.registry_model(model)
@@ -226,12 +226,11 @@ def evaluate(model: str, baseline: str | None = "base", data: str | Path | None 
     if scorer.kind == "label":
         summary["per_class"] = {role: m.per_class(scorer, references, answers.outputs[r]) for r, role in enumerate(roles)}
 
-    folder = tunesmith_home() / "evals" / eval_id
+    folder = evals_dir() / eval_id
     results_path, summary_path = folder / RESULTS_FILE, Path(json_out or folder / SUMMARY_FILE).resolve()
     report_path = Path(html_out or folder / REPORT_FILE).resolve()
     summary.update(results_path=str(results_path), summary_path=str(summary_path), report_path=str(report_path))
     _write_results(results_path, items, summary_path, summary)
-    from .report import render_report
 
     atomic_write_text(report_path, render_report(summary, anchor))
     record_eval_run(
@@ -256,8 +255,6 @@ def compare(models: list[str], data: str | Path | None = None, split: str | None
     """Several models on the same examples, ranked by the first headline metric; each is
     compared with the best (difference, interval, p). "base" means the first registered
     model's base. Writes results.jsonl and summary.json to $TUNESMITH_HOME/evals/<id>/."""
-    from ..paths import tunesmith_home
-    from ..store.queries import new_id
 
     if len(models) < 2:
         raise BadInputError("compare needs at least two models")
@@ -280,7 +277,7 @@ def compare(models: list[str], data: str | Path | None = None, split: str | None
             entry["against_best"] = stats.compare(headline[0], scores[i], scores[best], idx).to_dict()
         ranking.append(entry)
     compare_id = new_id("cmp")
-    folder = tunesmith_home() / "evals" / compare_id
+    folder = evals_dir() / compare_id
     results_path, summary_path = folder / RESULTS_FILE, Path(json_out or folder / SUMMARY_FILE).resolve()
     summary = {"id": compare_id, "models": models, "data": evaluation.path, "split": evaluation.split,
                "dataset_version": evaluation.dataset_version, "examples": len(answers.references),

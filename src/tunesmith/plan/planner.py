@@ -14,11 +14,24 @@ from pydantic import BaseModel
 
 from ..errors import BadInputError
 from ..hardware import resolve_precision
-from . import architectures, workload as workloads
-from .cost import BreakEven, break_even, managed_cost_usd, managed_targets, rented_cost_usd
-from .hardware import THIS_MACHINE, Hardware, resolve_hardware
+from . import architectures
+from . import workload as workloads
+from .cost import (
+    BreakEven,
+    break_even,
+    managed_cost_usd,
+    managed_targets,
+    rented_cost_usd,
+)
+from .hardware import THIS_MACHINE, Hardware, gpus, resolve_hardware
 from .memory import MemoryEstimate, Setup, estimate_memory
-from .recommend import DecisionRow, Recommendation, check_requirements, decision_table, recommend
+from .recommend import (
+    DecisionRow,
+    Recommendation,
+    check_requirements,
+    decision_table,
+    recommend,
+)
 from .speed import training_flops, training_time_s
 
 METHODS = ("full", "lora", "qlora")
@@ -166,7 +179,6 @@ def _method_plan(arch, method: str, base: dict, hardware: list[Hardware], tokens
 
 def _break_even(method_plans: list[MethodPlan], managed_best, runs_per_month: float | None) -> list[BreakEven]:
     """For each method: buying the cheapest-to-buy GPU that fits, against the cheapest managed target."""
-    from .hardware import gpus
 
     if not runs_per_month or not managed_best:
         return []

@@ -31,6 +31,7 @@ from ..store import queries
 from ..store.db import session_scope
 from ..store.schema import FINISHED_JOB_STATUSES
 from .backends import Backend, TrainedModel, Update, backend_for
+from .backends.local import LocalBackend
 from .recorder import LOG_FILE, Display, Recorder
 from .spec import LocalSpec, TrainSpec, VertexSpec, parse_spec
 
@@ -90,7 +91,6 @@ def create_job(spec: TrainSpec):
 def run_job(job_id: str, resume: bool = False, display: Display | None = None, launched: bool = False):
     """Run a local job in this process, from start (or its last checkpoint) to a final status.
     `launched`: this process is one rank of a multi-process job, started by `accelerate launch`."""
-    from .backends.local import LocalBackend
 
     job = queries.get_job(job_id)
     spec = read_spec(Path(job.run_dir))

@@ -17,7 +17,15 @@ from ...store import queries
 from ...store.schema import Rating, RatingItem
 from . import agreement as ag
 from .power import more_ratings
-from .preference import Outcome, Score, bradley_terry, mean_scores, paired_difference, position_bias, win_rate
+from .preference import (
+    Outcome,
+    Score,
+    bradley_terry,
+    mean_scores,
+    paired_difference,
+    position_bias,
+    win_rate,
+)
 from .tasks import GOLD_PREFIX
 
 CHOICE_SCORE = {"left": 1.0, "right": 0.0, "tie": 0.5, "both_bad": 0.5}  # what the left output earned

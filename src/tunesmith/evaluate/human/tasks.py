@@ -23,6 +23,8 @@ from pathlib import Path
 from ...errors import BadInputError
 from ...store import queries
 from ...store.schema import RATING_MODES, RatingTask, utc_now
+from ..providers import Resolver
+from ..runner import default_max_new_tokens, generate_all, load_eval_data
 from .assignment import plan_assignments
 
 DEFAULT_UI_URL = "http://127.0.0.1:7860"  # where `tunesmith ui` listens unless told otherwise
@@ -145,8 +147,6 @@ def _from_eval_run(ref: str) -> _Source:
 
 
 def _generate(models: list[str], data, split, items, seed, progress, max_new_tokens, **provider_options) -> _Source:
-    from ..providers import Resolver
-    from ..runner import default_max_new_tokens, generate_all, load_eval_data
 
     if len(models) < 2:
         raise BadInputError("rating needs at least two models", "e.g. --models tuned-v1 base")
