@@ -126,7 +126,7 @@ def _drive(job, spec: TrainSpec, backend: Backend, recorder: Recorder, *, resume
 def _apply(job, update: Update, recorder: Recorder):
     """Bring the job's row to `update`: the one place a job changes state and a model is registered."""
     job = queries.get_job(job.id)  # another process (a `jobs show`, a cancel) may have moved it meanwhile
-    if job.status in FINISHED_JOB_STATUSES and update.status != "queued":
+    if job.status in FINISHED_JOB_STATUSES:
         return job
     if update.status == job.status:
         return queries.set_job_fields(job.id, **update.fields) if update.fields else job
