@@ -37,7 +37,10 @@ def resolve_precision(precision: str) -> str:
 
 
 def inference_device() -> str:
-    return "cuda" if _cuda() else "cpu"
+    """Where generation runs: the GPU when there is one."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def inference_dtype(device: str) -> str:
@@ -49,11 +52,6 @@ def inference_dtype(device: str) -> str:
     native_bf16 = torch.cuda.is_bf16_supported() if device.startswith("cuda") else cpu_has_bf16()
     return "bfloat16" if native_bf16 else "float32"
 
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def matmul_peak_tflops(dtype, device: str = "cpu") -> float:

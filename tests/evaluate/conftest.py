@@ -108,3 +108,18 @@ def serve_in_thread(app):
         time.sleep(0.05)
     assert server.started, "the fake endpoint did not start"
     return f"http://127.0.0.1:{port}", server
+
+
+GEMINI_ANSWER = "It sounds like a billing problem to me."
+
+
+def fake_endpoints(monkeypatch, openai_answer):
+    """OpenAI- and Gemini-compatible fakes on one loopback server, with the SDKs' environment
+    pointed at it and stripped of real keys; yields (fake, url). For a fixture: `yield from`."""
+    fake = FakeEndpoints(openai_answer=openai_answer, gemini_answer=lambda prompt: GEMINI_ANSWER)
+    url, server = serve_in_thread(fake.app())
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", url)
+    yield fake, url
+    server.should_exit = True

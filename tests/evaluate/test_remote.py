@@ -10,7 +10,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.evaluate import evaluate
 from tunesmith.store import queries
 
-from .conftest import FakeEndpoints, serve_in_thread
+from .conftest import fake_endpoints
 
 
 @pytest.fixture
@@ -24,14 +24,7 @@ def oracle(tickets):
 
 @pytest.fixture
 def endpoints(oracle, monkeypatch):
-    fake = FakeEndpoints(openai_answer=lambda prompt: oracle[prompt],
-                         gemini_answer=lambda prompt: "It sounds like a billing problem to me.")
-    url, server = serve_in_thread(fake.app())
-    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", url)
-    yield fake, url
-    server.should_exit = True
+    yield from fake_endpoints(monkeypatch, lambda prompt: oracle[prompt])
 
 
 def test_openai_against_gemini_through_their_sdks(endpoints, tickets):

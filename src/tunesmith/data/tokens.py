@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+from ..errors import TunesmithError
 from ..targets import Target
 from .example import Example
 
@@ -36,7 +37,6 @@ def counter_for(target: Target) -> TokenCounter:
         return estimate_counter()
     from tokenizers import Tokenizer
 
-    from ..errors import TunesmithError
     from ..models.embedded import tokenizer_dir
 
     try:

@@ -68,7 +68,12 @@ def resolve(ref: str) -> ResolvedModel:
     except BadInputError:
         check_base_model(ref)
         return ResolvedModel(ref, LocalWeights(ref))
-    return ResolvedModel(ref, registered_target(version), version)
+    return resolve_version(version, ref)
+
+
+def resolve_version(version: Any, ref: str | None = None) -> ResolvedModel:
+    """A registry row (a ModelVersion) resolved; `ref` as the caller named it (default: its id)."""
+    return ResolvedModel(ref or version.id, registered_target(version), version)
 
 
 def registered_target(version: Any) -> LocalWeights | RemoteEndpoint:

@@ -24,7 +24,7 @@ from ..errors import BadInputError, TunesmithError
 from ..hardware import inference_device, inference_dtype
 from ..models.catalog import DEFAULT_BASE_MODEL
 from ..models.loading import load_model, load_tokenizer
-from ..registry.resolver import RemoteEndpoint, ResolvedModel, registered_target, resolve
+from ..registry.resolver import RemoteEndpoint, ResolvedModel, resolve, resolve_version
 from ..store.queries import list_models
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def default_models() -> tuple[list[ServedModel], list[str]]:
     skipped = []
     for version in list_models(limit=1000):
         try:
-            models.append(served(ResolvedModel(version.id, registered_target(version), version)))
+            models.append(served(resolve_version(version)))
         except BadInputError as exc:
             skipped.append(exc.message)
     return models, skipped

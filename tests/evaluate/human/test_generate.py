@@ -8,19 +8,12 @@ from tunesmith.errors import BadInputError
 from tunesmith.evaluate.human import create_task, next_item
 from tunesmith.store import queries
 
-from ..conftest import FakeEndpoints, serve_in_thread
+from ..conftest import GEMINI_ANSWER, fake_endpoints
 
 
 @pytest.fixture
 def endpoints(monkeypatch):
-    fake = FakeEndpoints(openai_answer=lambda prompt: f"Category: billing (for {prompt[:12]})",
-                         gemini_answer=lambda prompt: "It sounds like a billing problem to me.")
-    url, server = serve_in_thread(fake.app())
-    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", url)
-    yield fake, url
-    server.should_exit = True
+    yield from fake_endpoints(monkeypatch, lambda prompt: f"Category: billing (for {prompt[:12]})")
 
 
 def test_outputs_of_two_models_are_generated_on_a_sample_of_the_data(endpoints, tickets):
@@ -33,7 +26,7 @@ def test_outputs_of_two_models_are_generated_on_a_sample_of_the_data(endpoints, 
     items = queries.rating_items(task.id)
     assert len(items) == 6 and len(fake.requests) == 12  # each model answered the 6 sampled inputs only
     assert {(i.first_model, i.second_model) for i in items} == {tuple(models)}
-    assert all(i.second_output == "It sounds like a billing problem to me." for i in items)
+    assert all(i.second_output == GEMINI_ANSWER for i in items)
     assert all(i.reference for i in items)
     state = next_item(created.links[0][1].rsplit("/", 1)[1])
     assert "gemini" not in str(state) and "tuned-model" not in str(state)

@@ -77,7 +77,7 @@ class LocalBackend:
             recorder.event("launch", f"accelerate launch: {spec.processes} process(es), config "
                            f"{launch.config_path(spec.accelerate_config).name}",
                            {"command": launch.launch_command(job.id, spec, resume), "pid": process.pid}, show=False)
-            self._launcher = process
+            self._launcher = process  # follow() watches it: the runner calls start, then follow, on one backend
         elif detach:  # a worker process in a new session, so it survives the terminal that started it
             yield Update(job.status, fields={"pid": _spawn_worker(job, resume)})
         elif self.launched:  # rank 0 under the launcher: the launcher's pid stays the job's

@@ -38,17 +38,19 @@ def model(request: Request, model_id: str):
 
 @router.post("/models/{model_id}/stage")
 async def stage(request: Request, model_id: str):
-    fields = await form_fields(request)
-    row = await run_in_threadpool(found, queries.get_model, model_id)
-    changed = await run_in_threadpool(queries.set_model_stage, row.id, fields.get("stage", ""))
-    return render(request, "_model_stage.html", {**_stage_context(changed), "changed": True})
+    return await _change(request, model_id, queries.set_model_stage, "stage")
 
 
 @router.post("/models/{model_id}/family")
 async def family(request: Request, model_id: str):
+    return await _change(request, model_id, queries.set_model_family, "family")
+
+
+async def _change(request: Request, model_id: str, setter, field: str):
+    """Set one field of a model from the posted form (the store enforces the rules) and show the result."""
     fields = await form_fields(request)
     row = await run_in_threadpool(found, queries.get_model, model_id)
-    changed = await run_in_threadpool(queries.set_model_family, row.id, fields.get("family", ""))
+    changed = await run_in_threadpool(setter, row.id, fields.get(field, ""))
     return render(request, "_model_stage.html", {**_stage_context(changed), "changed": True})
 
 
