@@ -35,6 +35,7 @@ def test_every_page_loads_without_console_errors(page, filled):
     page.goto(f"/evals/{filled.eval_run}")
     page.click("label.tab:has-text('wins')")  # the per-example browser swaps its list in place
     page.wait_for_function("() => document.querySelectorAll('#items article.item').length === 3")
+    page.wait_for_load_state("networkidle")  # the list (and its search box) is swapped in place: type in the last one
     page.fill("#items-q", "answer 8")
     page.wait_for_function("() => document.querySelectorAll('#items article.item').length === 1")
     assert page.evaluate("document.activeElement.id") == "items-q"  # typing keeps its place
