@@ -1,12 +1,12 @@
-"""The batching generation engine: one thread that owns the models and generates.
+"""The generation engine: one thread that owns the models and decodes with continuous batching.
 
-Requests wait in a queue. The engine takes the first, waits `batch_wait_ms` for others
-to join it (and everything that queued while the last batch ran joins at once), groups
-them by model (base and adapter), and runs one batched decoding loop per group over a
-shared KV cache. Each row keeps its own sampling: temperature (0 is greedy), top-p and a
-seed for its own random generator, so a seeded request gives the same text alone or in a
-batch. A row stops at the end-of-turn token, at a stop sequence (cut from the text), or
-at its `max_tokens`; finished rows leave the batch so the rest decode faster.
+Requests wait in a queue. Each model (base and adapter) has at most one running batch over a
+shared KV cache. Between decoding steps, newcomers are prefilled together and join their
+model's batch (their cache rows stacked onto it), finished rows leave at once, and every
+running batch takes one step in turn; nobody waits for a batch to end. Each row keeps its
+own sampling: temperature (0 is greedy), top-p and a seed for its own random generator, so
+a seeded request gives the same text alone or in a batch. A row stops at the end-of-turn
+token, at a stop sequence (cut from the text), or at its `max_tokens`.
 
 Each request gets a `Generation`: the event loop awaits its events, text deltas as they
 are decoded (text that may be the start of a stop sequence is held back), then the result.
@@ -113,6 +113,63 @@ class _Row:
     finish_reason: str | None = None
 
 
+@dataclass
+class _Batch:
+    """Rows of one model decoding together over one KV cache. Padding is on the left, so
+    every row's newest token sits in the last column and one forward step extends every row;
+    `mask` marks the real tokens and `positions` holds each row's newest position."""
+
+    served: ServedModel
+    rows: list[_Row]
+    cache: Any  # a transformers DynamicCache: keys and values [rows, heads, columns, head_dim] per layer
+    mask: torch.Tensor  # [rows, columns]
+    positions: torch.Tensor  # [rows, 1]
+    logits: torch.Tensor  # [rows, vocabulary]: each row's next-token logits, ready to sample
+    end_ids: frozenset[int]
+
+    @property
+    def joinable(self) -> bool:
+        """Newcomers can join only a cache of plain full-attention layers (not sliding-window
+        or quantized ones, whose columns mean something else); otherwise they wait their turn."""
+        return all(type(layer).__name__ == "DynamicLayer" for layer in self.cache.layers)
+
+    def select(self, keep: list[int]) -> None:
+        """Keep only these rows, and drop the leading columns that are padding in all of them
+        (the space a long finished row held), so attention costs what the live rows need."""
+        import torch
+
+        index = torch.tensor(keep, device=self.mask.device)
+        self.cache.batch_select_indices(index)
+        self.rows = [self.rows[i] for i in keep]
+        self.mask, self.positions, self.logits = self.mask[index], self.positions[index], self.logits[index]
+        unused = int(self.mask.any(dim=0).int().argmax())  # the first column some row uses
+        if unused:
+            self.mask = self.mask[:, unused:]
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[..., unused:, :], layer.values[..., unused:, :]
+
+    def join(self, other: _Batch) -> None:
+        """Add another batch's rows (newcomers just prefilled): the shorter side is padded on
+        the left to the same width and the caches are stacked row-wise. No token is recomputed."""
+        import torch
+        import torch.nn.functional as F
+
+        width = max(self.mask.shape[1], other.mask.shape[1])
+
+        def widen(tensor: torch.Tensor, dim_from_end: int) -> torch.Tensor:
+            missing = width - tensor.shape[-dim_from_end]
+            # F.pad's pairs run from the last dimension backwards: (left, right) of each.
+            return F.pad(tensor, (0, 0) * (dim_from_end - 1) + (missing, 0)) if missing else tensor
+
+        for mine, theirs in zip(self.cache.layers, other.cache.layers):
+            mine.keys = torch.cat([widen(mine.keys, 2), widen(theirs.keys, 2)])
+            mine.values = torch.cat([widen(mine.values, 2), widen(theirs.values, 2)])
+        self.mask = torch.cat([widen(self.mask, 1), widen(other.mask, 1)])
+        self.positions = torch.cat([self.positions, other.positions])
+        self.logits = torch.cat([self.logits, other.logits])
+        self.rows += other.rows
+
+
 class Engine:
     def __init__(self, pool: ModelPool, batch_wait_ms: float = 5.0, max_batch_size: int = 16,
                  metrics: Metrics | None = None, threads: int | None = None):
@@ -147,85 +204,131 @@ class Engine:
 
         if self.threads:
             torch.set_num_threads(self.threads)  # for the whole process: torch has one setting
+        waiting: list[_Request] = []  # queued, not yet in a batch (the batch of their model was full)
+        batches: dict[tuple[str, str | None], _Batch] = {}  # one running batch per model
+        stopping = False
         with torch.inference_mode():
-            while (batch := self._next_batch()) is not None:
-                groups: dict[tuple[str, str | None], list[_Request]] = {}
-                for request in batch:
-                    groups.setdefault((request.model.base, request.model.adapter_path), []).append(request)
-                for requests in groups.values():
-                    self._generate_group(requests)
+            while True:
+                if not stopping:
+                    stopping = self._collect(waiting, block=not batches and not waiting)
+                self._admit(waiting, batches)
+                # One decoding step of every running batch, in turn, so several models progress together.
+                for key in list(batches):
+                    if not self._step(batches[key]):
+                        del batches[key]
+                if stopping and not batches and not waiting:
+                    return
 
-    def _next_batch(self) -> list[_Request] | None:
-        first = self._queue.get()
-        if first is _STOP:
-            return None
-        batch = [first]
-        deadline = time.monotonic() + self.batch_wait_s
-        while len(batch) < self.max_batch_size:
+    def _collect(self, waiting: list[_Request], block: bool) -> bool:
+        """Move queued requests to `waiting`; True once the engine is told to stop (what is
+        queued or running still finishes). Idle, it waits for a request, then `batch_wait_ms`
+        for others to arrive with it, so a burst is prefilled in one forward pass."""
+        deadline = None
+        while True:
             try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                if block and deadline is None:
+                    item = self._queue.get()
+                    deadline = time.monotonic() + self.batch_wait_s
+                elif block:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                else:
+                    item = self._queue.get_nowait()
             except queue.Empty:
-                break
+                return False
             if item is _STOP:
-                self._queue.put(_STOP)  # finish this batch first
-                break
-            batch.append(item)
-        return batch
+                return True
+            waiting.append(item)
+            if len(waiting) >= self.max_batch_size:
+                block = False  # enough to fill a batch: take the rest of the queue without waiting
 
-    def _generate_group(self, requests: list[_Request]) -> None:
-        try:
-            with self.pool.use(requests[0].model) as (model, tokenizer):
-                prompts = []
-                for request in list(requests):
-                    try:
-                        prompts.append(_encode(request, tokenizer, model.config))
-                    except ApiError as exc:
-                        request.generation.emit("error", exc)
-                        requests.remove(request)
-                if requests:
-                    self._decode(model, tokenizer, requests, prompts)
-        except Exception as exc:  # noqa: BLE001 - every waiting client must hear of it
-            for request in requests:
-                request.generation.emit("error", exc)
+    def _admit(self, waiting: list[_Request], batches: dict[tuple[str, str | None], _Batch]) -> None:
+        """Prefill waiting requests, in arrival order, into their model's running batch while
+        it has room: newcomers join between decoding steps instead of waiting for it to end."""
+        newcomers: dict[tuple[str, str | None], list[_Request]] = {}
+        for request in list(waiting):
+            key = (request.model.base, request.model.adapter_path)
+            batch = batches.get(key)
+            running = 0 if batch is None else len(batch.rows) if batch.joinable else self.max_batch_size
+            if running + len(newcomers.get(key, [])) < self.max_batch_size:
+                newcomers.setdefault(key, []).append(request)
+                waiting.remove(request)
+        for key, requests in newcomers.items():
+            batch = self._prefill(requests)
+            if batch is None:
+                continue
+            if key in batches:
+                batches[key].join(batch)
+            else:
+                batches[key] = batch
 
-    def _decode(self, model: Any, tokenizer: Any, requests: list[_Request], prompts: list[list[int]]) -> None:
+    def _prefill(self, requests: list[_Request]) -> _Batch | None:
+        """Encode the requests and run their prompts through the model together: a batch of
+        rows whose next-token logits are ready. Rows that cannot start hear why."""
         import torch
         from transformers import DynamicCache
 
+        served = requests[0].model
+        try:
+            with self.pool.use(served) as (model, tokenizer):
+                rows, prompts = [], []
+                for request in requests:
+                    try:
+                        prompt = _encode(request, tokenizer, model.config)
+                    except ApiError as exc:
+                        request.generation.emit("error", exc)
+                        continue
+                    prompts.append(prompt)
+                    rows.append(_Row(request, len(prompt), _generator(request.sampling.seed)))
+                if not rows:
+                    return None
+                input_ids, mask = left_padded(prompts, pad_token_id(tokenizer, model.generation_config))
+                input_ids, mask = input_ids.to(model.device), mask.to(model.device)
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)  # positions count real tokens only
+                cache = DynamicCache(config=model.config)
+                logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
+                               use_cache=True, logits_to_keep=1).logits[:, -1, :]
+                end_ids = frozenset(stop_token_ids(tokenizer, model.generation_config))
+                return _Batch(served, rows, cache, mask, positions[:, -1:], logits, end_ids)
+        except Exception as exc:  # noqa: BLE001 - every waiting client must hear of it
+            for request in requests:
+                request.generation.emit("error", exc)
+            return None
+
+    def _step(self, batch: _Batch) -> bool:
+        """Pick each row's next token, let finished rows leave, and run one forward step for
+        the rest. False when no row is left."""
+        import torch
+
         if self.metrics is not None:
-            self.metrics.observe("tunesmith_batch_size", "Requests generated together in one batch.",
-                                 len(requests), BATCH_SIZE_BUCKETS)
-        device = model.device
-        # Left padding: every row's last prompt token sits in the last column, so one
-        # forward step extends every row. Positions count real tokens only.
-        input_ids, mask = left_padded(prompts, pad_token_id(tokenizer, model.generation_config))
-        input_ids, mask = input_ids.to(device), mask.to(device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        rows = [_Row(r, len(p), _generator(r.sampling.seed)) for r, p in zip(requests, prompts)]
-        end_ids = set(stop_token_ids(tokenizer, model.generation_config))
-        cache = DynamicCache(config=model.config)
-        logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
-                       use_cache=True, logits_to_keep=1).logits[:, -1, :]
-        while rows:
-            next_ids = _sample(logits.float(), rows)
-            for row, token in zip(rows, next_ids.tolist()):
-                self._advance(row, token, end_ids, tokenizer)
-            keep = [i for i, row in enumerate(rows) if row.finish_reason is None]
-            if len(keep) < len(rows):
-                for row in rows:
+            self.metrics.observe("tunesmith_batch_size", "Requests decoded together in one step.",
+                                 len(batch.rows), BATCH_SIZE_BUCKETS)
+        try:
+            with self.pool.use(batch.served) as (model, tokenizer):
+                next_ids = _sample(batch.logits.float(), batch.rows)
+                for row, token in zip(batch.rows, next_ids.tolist()):
+                    self._advance(row, token, batch.end_ids, tokenizer)
+                keep = [i for i, row in enumerate(batch.rows) if row.finish_reason is None]
+                for row in batch.rows:
                     if row.finish_reason is not None:
                         self._finish(row)
                 if not keep:
-                    return
-                index = torch.tensor(keep, device=device)
-                cache.batch_select_indices(index)
-                rows, mask, positions, next_ids = [rows[i] for i in keep], mask[index], positions[index], next_ids[index]
-            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
-            positions = positions[:, -1:] + 1
-            logits = model(input_ids=next_ids[:, None].to(device), attention_mask=mask, position_ids=positions,
-                           cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
+                    return False
+                if len(keep) < len(batch.rows):
+                    batch.select(keep)
+                    next_ids = next_ids[torch.tensor(keep)]
+                batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch.rows), 1))], dim=1)
+                batch.positions = batch.positions + 1
+                batch.logits = model(input_ids=next_ids[:, None].to(model.device), attention_mask=batch.mask,
+                                     position_ids=batch.positions, cache=batch.cache, use_cache=True,
+                                     logits_to_keep=1).logits[:, -1, :]
+                return True
+        except Exception as exc:  # noqa: BLE001 - every client in the batch must hear of it
+            for row in batch.rows:
+                if row.finish_reason is None:
+                    row.request.generation.emit("error", exc)
+            return False
 
-    def _advance(self, row: _Row, token: int, end_ids: set[int], tokenizer: Any) -> None:
+    def _advance(self, row: _Row, token: int, end_ids: frozenset[int], tokenizer: Any) -> None:
         sampling = row.request.sampling
         if row.request.generation.cancelled:
             row.finish_reason = "cancelled"

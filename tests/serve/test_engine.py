@@ -1,0 +1,77 @@
+"""The engine's continuous batching: newcomers join a running batch between decoding steps,
+finished rows leave at once, and a row's greedy answer is the same however it was batched."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tunesmith.data.example import Turn
+from tunesmith.serve.engine import Engine, Result, Sampling
+from tunesmith.serve.models import ModelPool, ServedModel
+
+PROMPTS = ["hello there", "where is my parcel? it has been two weeks", "refund", "the app crashes when I log in"]
+
+
+@pytest.fixture(scope="module")
+def models(tiny_model_dir, adapter_dir):
+    return (ServedModel("base", ("base",), str(tiny_model_dir)),
+            ServedModel("tuned", ("tuned",), str(tiny_model_dir), str(adapter_dir)))
+
+
+@pytest.fixture(scope="module")
+def engine(models):
+    engine = Engine(ModelPool(device="cpu", dtype="float32"), batch_wait_ms=0)
+    engine.start()
+    yield engine
+    engine.stop()
+
+
+def _greedy(max_tokens: int) -> Sampling:
+    return Sampling(max_tokens=max_tokens, temperature=0)
+
+
+async def _alone(engine: Engine, model: ServedModel, prompt: str, max_tokens: int) -> Result:
+    return await engine.submit(model, None, [Turn("user", prompt)], _greedy(max_tokens)).result()
+
+
+def test_newcomers_join_a_running_batch_and_answer_as_they_would_alone(engine, models):
+    base, _ = models
+
+    async def scenario():
+        alone = [await _alone(engine, base, p, 6) for p in PROMPTS[1:]]
+        long_alone = await _alone(engine, base, PROMPTS[0], 60)
+        finished: list[str] = []
+
+        async def run(name: str, generation) -> Result:
+            result = await generation.result()
+            finished.append(name)
+            return result
+
+        long = engine.submit(base, None, [Turn("user", PROMPTS[0])], _greedy(60))
+        first = await long.next_event()  # the long request is decoding now
+        assert first[0] == "delta"
+        shorts = [engine.submit(base, None, [Turn("user", p)], _greedy(6)) for p in PROMPTS[1:]]
+        results = await asyncio.gather(*(run(f"short{i}", g) for i, g in enumerate(shorts)), run("long", long))
+        return alone, long_alone, first[1], finished, results
+
+    alone, long_alone, first_delta, finished, results = asyncio.run(scenario())
+    assert long_alone.completion_tokens == 60  # the random tiny model never ends a turn by itself
+    # The short requests joined the running batch and left before the long one ended.
+    assert finished[-1] == "long"
+    assert [r.text for r in results[:-1]] == [r.text for r in alone]
+    assert results[-1].text == long_alone.text and long_alone.text.startswith(first_delta)
+
+
+def test_two_models_decode_side_by_side(engine, models):
+    base, tuned = models
+
+    async def scenario():
+        alone = [await _alone(engine, m, p, 12) for m in models for p in PROMPTS]
+        together = [engine.submit(m, None, [Turn("user", p)], _greedy(12)) for m in models for p in PROMPTS]
+        return alone, await asyncio.gather(*(g.result() for g in together))
+
+    alone, together = asyncio.run(scenario())
+    assert [r.text for r in together] == [r.text for r in alone]
+    assert [r.text for r in alone[:len(PROMPTS)]] != [r.text for r in alone[len(PROMPTS):]]  # the adapter matters
