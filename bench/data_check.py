@@ -36,6 +36,7 @@ from tunesmith.data.check import check
 from tunesmith.data.near_duplicates import SHORT_CONTAINMENT, clear_caches, near_duplicate_groups
 from tunesmith.data.tokens import counter_for
 from tunesmith.examples.tickets import write_tickets
+from tunesmith.hardware import cpu_flags
 from tunesmith.targets import load_target
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -45,12 +46,6 @@ COURTESY = ["Thanks a lot for your help!", "Thank you so much.", "Please help me
             "Cheers", "I'd be grateful for a quick answer."]
 
 
-def cpu_flags() -> str:
-    try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split(":")[1].split()
-        return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "neon") if f in flags) or "none of note"
-    except (OSError, StopIteration):
-        return "unknown"
 
 
 # Real datasets, as a user reads them -------------------------------------------------------
@@ -273,7 +268,7 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     counter_for(load_target())  # convert and cache the tokenizer once, outside the timings
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-                     "cpu_flags": cpu_flags()}
+                     "cpu_flags": " ".join(cpu_flags())}
     print(f"machine: {results['machine']}; CPU flags: {results['cpu_flags']}")
     if not SHARED.is_dir():
         print(f"{SHARED} is not present: real-data parts skipped")

@@ -1,15 +1,20 @@
-"""Benchmark: the server's batching. The same requests, sent by 16 concurrent clients and
-then one at a time, through the real server and the official openai client, in one run.
+"""Benchmark: tunesmith's serving engine against llama.cpp's `llama-server` on the same model
+and prompts, in one run. Each engine is sent the same requests by 16 concurrent clients and
+then by one client at a time, through the official openai client, streaming.
 
-Prints completion tokens per second and requests per second of both, the ratio (batching's
-gain), and p50/p95 latency of each. Greedy decoding and a fixed max_tokens, so both runs
-generate the same tokens. Results also go to bench/results/serve.json.
+Prints per engine and load: completion tokens/s, p50/p95 latency, p50 time to first token,
+the fraction of the compute roofline reached (2 x parameters FLOP per token against this
+machine's measured matmul peak in the serving dtype), and the ratios tunesmith/llama.cpp.
+Greedy decoding and a fixed max_tokens. Results go to bench/results/serve.json.
 
-    .venv/bin/python bench/serve.py [--requests 32] [--clients 16] [--max-tokens 32] [--threads N] [--tiny]
+    .venv/bin/python bench/serve.py [--llama-server PATH] [--requests 32] [--clients 16]
+                                    [--max-tokens 32] [--threads N] [--tiny]
 
---tiny uses a randomly initialised two-layer model instead of SmolLM2-135M-Instruct (a
-check that the benchmark runs, not a measurement). On a CPU shared with other work the
-numbers are noisy: compare the two runs of one invocation, not runs across invocations.
+llama.cpp serves the embedded model's own GGUF file (Q4_1), continuous batching with
+`--parallel CLIENTS`; tunesmith serves the same weights, de-quantized, in bf16 where the CPU
+has native bf16 (fp32 otherwise). Without --llama-server only tunesmith is measured.
+--tiny uses a randomly initialised two-layer model (a check that the benchmark runs, not a
+measurement). On a CPU shared with other work compare within one invocation only.
 """
 
 from __future__ import annotations
@@ -18,11 +23,15 @@ import argparse
 import json
 import os
 import platform
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -56,28 +65,83 @@ def tiny_model(folder: Path) -> str:
 
 
 def run(client, model: str, prompts: list[str], clients: int, max_tokens: int) -> dict:
-    def one(prompt: str) -> tuple[float, int]:
+    def one(prompt: str) -> tuple[float, float, int]:
         start = time.perf_counter()
-        reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}],
-                                               temperature=0, max_tokens=max_tokens)
-        return time.perf_counter() - start, reply.usage.completion_tokens
+        first = None
+        tokens = 0
+        stream = client.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}],
+                                                temperature=0, max_tokens=max_tokens, stream=True,
+                                                stream_options={"include_usage": True})
+        for chunk in stream:
+            if first is None and chunk.choices and chunk.choices[0].delta.content:
+                first = time.perf_counter() - start
+            if chunk.usage is not None:
+                tokens = chunk.usage.completion_tokens
+        total = time.perf_counter() - start
+        return total, first if first is not None else total, tokens
 
     start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         results = list(pool.map(one, prompts))
     wall_s = time.perf_counter() - start
     latencies = sorted(r[0] for r in results)
-    tokens = sum(r[1] for r in results)
+    tokens = sum(r[2] for r in results)
     return {
         "clients": clients, "requests": len(prompts), "completion_tokens": tokens, "wall_s": round(wall_s, 3),
-        "tokens_per_s": round(tokens / wall_s, 2), "requests_per_s": round(len(prompts) / wall_s, 3),
+        "tokens_per_s": round(tokens / wall_s, 2),
         "latency_p50_s": round(statistics.median(latencies), 3),
         "latency_p95_s": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3),
+        "first_token_p50_s": round(statistics.median(r[1] for r in results), 3),
     }
+
+
+def measure(url: str, model: str, prompts: list[str], clients: int, max_tokens: int) -> dict:
+    import openai
+
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=600)
+    run(client, model, prompts[:2], 1, 4)  # warm-up: load the model, fill the thread pools
+    return {"concurrent": run(client, model, prompts, clients, max_tokens),
+            "sequential": run(client, model, prompts, 1, max_tokens)}
+
+
+@contextmanager
+def llama_server(path: str, gguf: Path, clients: int, threads: int):
+    """llama.cpp's server on a free loopback port: continuous batching over `clients` slots."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [path, "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "--parallel", str(clients),
+               "--threads", str(threads), "--ctx-size", str(clients * 1024)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"llama-server exited: {process.stderr.read()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("llama-server did not become ready in 120 s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def roofline(tokens_per_s: float, parameters: int, peak_tflops: float) -> float:
+    """The share of the matmul peak that decoding reached: each token costs ~2 FLOP per parameter."""
+    return tokens_per_s * 2 * parameters / (peak_tflops * 1e12)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--llama-server", help="path of llama.cpp's llama-server binary, to compare against")
     parser.add_argument("--requests", type=int, default=32)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=32)
@@ -85,37 +149,62 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="a random tiny model: checks the benchmark runs")
     args = parser.parse_args()
 
-    import openai
     import torch
 
+    from tunesmith.hardware import cpu_flags, inference_dtype, matmul_peak_tflops
     from tunesmith.models.catalog import DEFAULT_BASE_MODEL
+    from tunesmith.models.embedded import gguf_path
     from tunesmith.serve import serve_in_background
 
+    threads = args.threads or torch.get_num_threads()
     prompts = ticket_prompts(args.requests)
+    results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("TUNESMITH_HOME", str(Path(tmp) / "home"))  # the request log of this run only
         model = tiny_model(Path(tmp) / "tiny") if args.tiny else DEFAULT_BASE_MODEL
-        with serve_in_background([model], max_batch_size=args.clients, log_requests=False,
-                                 threads=args.threads) as url:
-            client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=600)
-            run(client, model, prompts[:2], 1, 4)  # warm-up: load the model
-            concurrent = run(client, model, prompts, args.clients, args.max_tokens)
-            sequential = run(client, model, prompts, 1, args.max_tokens)
+        with serve_in_background([model], max_batch_size=args.clients, log_requests=False, threads=threads) as url:
+            results["tunesmith"] = measure(url, model, prompts, args.clients, args.max_tokens)
+        if args.llama_server and not args.tiny:
+            with llama_server(args.llama_server, gguf_path(DEFAULT_BASE_MODEL), args.clients, threads) as url:
+                results["llama.cpp"] = measure(url, model, prompts, args.clients, args.max_tokens)
 
-    ratio = concurrent["tokens_per_s"] / sequential["tokens_per_s"]
+    from tunesmith.models.loading import load_model
+
+    parameters = sum(p.numel() for p in load_model(model, dtype=torch.float32, device="cpu").parameters()) \
+        if not args.tiny else 0
+    dtype = inference_dtype("cpu")
+    peak = matmul_peak_tflops(getattr(torch, dtype))
+    for engine, loads in results.items():
+        for name, r in loads.items():
+            if parameters:
+                r["roofline_fraction"] = round(roofline(r["tokens_per_s"], parameters, peak), 3)
+            print(f"{engine:10} {r['clients']:>2} client(s): {r['tokens_per_s']:7.1f} tokens/s, latency p50 "
+                  f"{r['latency_p50_s']:.2f} s, p95 {r['latency_p95_s']:.2f} s, first token p50 "
+                  f"{r['first_token_p50_s']:.2f} s, {r.get('roofline_fraction', 0):.1%} of the roofline "
+                  f"({r['completion_tokens']} tokens in {r['wall_s']:.1f} s)")
+    ours = results["tunesmith"]
+    ratios = {"batching_gain": round(ours["concurrent"]["tokens_per_s"] / ours["sequential"]["tokens_per_s"], 2)}
+    print(f"tunesmith's batching gain: {ratios['batching_gain']:.2f}x its one-client throughput")
+    if "llama.cpp" in results:
+        theirs = results["llama.cpp"]
+        ratios["concurrent_tokens_per_s_vs_llama_cpp"] = round(
+            ours["concurrent"]["tokens_per_s"] / theirs["concurrent"]["tokens_per_s"], 2)
+        ratios["sequential_latency_vs_llama_cpp"] = round(
+            ours["sequential"]["latency_p50_s"] / theirs["sequential"]["latency_p50_s"], 2)
+        print(f"tunesmith / llama.cpp: {ratios['concurrent_tokens_per_s_vs_llama_cpp']:.2f}x the tokens/s at "
+              f"{args.clients} clients (target >= 1), {ratios['sequential_latency_vs_llama_cpp']:.2f}x the p50 latency "
+              f"one client at a time (target <= 1.5)")
+    else:
+        print("llama.cpp: not measured (pass --llama-server PATH)")
+    print(f"machine: {threads} threads, CPU flags: {' '.join(cpu_flags())}; serving dtype {dtype}, "
+          f"matmul peak {peak * 1000:.0f} GFLOP/s")
     result = {
         "model": "tiny (random)" if args.tiny else DEFAULT_BASE_MODEL, "max_tokens": args.max_tokens,
-        "concurrent": concurrent, "sequential": sequential, "throughput_ratio": round(ratio, 2),
-        "torch_threads": torch.get_num_threads(),  # as the server left it
+        "engines": results, "ratios": ratios, "threads": threads, "cpu_flags": cpu_flags(),
+        "serving_dtype": dtype, "matmul_peak_tflops": round(peak, 4),
         "cpu": platform.processor() or platform.machine(),
         "python": sys.version.split()[0], "torch": torch.__version__,
     }
-    for name in ("concurrent", "sequential"):
-        r = result[name]
-        print(f"{name:10} {r['clients']:>2} client(s): {r['tokens_per_s']:8.1f} tokens/s, {r['requests_per_s']:6.2f} "
-              f"requests/s, latency p50 {r['latency_p50_s']:.2f} s, p95 {r['latency_p95_s']:.2f} s "
-              f"({r['completion_tokens']} tokens in {r['wall_s']:.1f} s)")
-    print(f"batching gain: {ratio:.2f}x the sequential throughput (target: at least 3x)")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     from tunesmith.fileio import atomic_write_text
 

@@ -27,6 +27,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from tunesmith.hardware import cpu_flags
+
 RESULTS = Path(__file__).resolve().parent / "results" / "ui.json"
 BUDGET_MS = 200.0
 BIG_JOB_ROWS = 20_000
@@ -112,12 +114,6 @@ def pages(ids: dict) -> list[str]:
             f"/evals/{ids['eval']}", f"/evals/{ids['eval']}/items?view=wins"]
 
 
-def cpu_flags() -> str:
-    try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return ""
-    return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "neon") if f in flags)
 
 
 def main() -> None:
@@ -165,11 +161,11 @@ def main() -> None:
     print(f"big job's {BIG_JOB_ROWS:,} metric rows: ORM objects {orm_ms:.0f} ms, plain tuples {tuples_ms:.0f} ms "
           f"(ratio {orm_ms / tuples_ms:.1f}x)")
     print(f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
-          f"{len(os.sched_getaffinity(0))} usable; flags: {cpu_flags()}")
+          f"{len(os.sched_getaffinity(0))} usable; flags: {' '.join(cpu_flags())}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"pages": results, "empty_store": empty, "worst_ms": worst, "budget_ms": BUDGET_MS,
                                    "metric_rows_orm_ms": orm_ms, "metric_rows_tuples_ms": tuples_ms,
-                                   "cpu_flags": cpu_flags(), "cores": len(os.sched_getaffinity(0))}, indent=2) + "\n")
+                                   "cpu_flags": " ".join(cpu_flags()), "cores": len(os.sched_getaffinity(0))}, indent=2) + "\n")
     print(f"results: {RESULTS}")
 
 

@@ -12,16 +12,26 @@ PROBE_SIZE = 2048  # square matrices: large enough to reach the peak, small enou
 PROBE_REPEATS = 10
 
 
+# The CPU features that decide how fast a model runs here (benchmarks print them with their figures).
+NOTABLE_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "neon")
+
+
+def cpu_flags() -> list[str]:
+    """This CPU's notable feature flags (Linux's /proc/cpuinfo; empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            line = next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        return []
+    present = set(line.partition(":")[2].split())
+    return [flag for flag in NOTABLE_CPU_FLAGS if flag in present or (flag == "neon" and "asimd" in present)]
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX): there bf16 matrix
     products run 3-8x faster than fp32 ones (the plan's probe on a two-core AMX machine);
     elsewhere bf16 is emulated and slower."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+    return any(flag in cpu_flags() for flag in ("avx512_bf16", "amx_bf16"))
 
 
 def resolve_precision(precision: str) -> str:
@@ -51,7 +61,6 @@ def inference_dtype(device: str) -> str:
 
     native_bf16 = torch.cuda.is_bf16_supported() if device.startswith("cuda") else cpu_has_bf16()
     return "bfloat16" if native_bf16 else "float32"
-
 
 
 def matmul_peak_tflops(dtype, device: str = "cpu") -> float:
