@@ -13,7 +13,8 @@ def serve_command(
     port: int = typer.Option(8000, help="port"),
     api_key: Optional[str] = typer.Option(None, "--api-key", help="the key clients must send (default: $TUNESMITH_API_KEY)"),
     no_log: bool = typer.Option(False, "--no-log", help="log model, status, latency and token counts only, never the text"),
-    engine: str = typer.Option("local", help="local (batched transformers, CPU or GPU) or vllm (GPU only)"),
+    engine: str = typer.Option("local", help="local (transformers with continuous batching, CPU or GPU), llama.cpp (llama-server on each model's GGUF file) or vllm (GPU only)"),
+    llama_server: Optional[str] = typer.Option(None, "--llama-server", help="the llama-server binary for --engine llama.cpp (default: the one on PATH)"),
     max_adapters: int = typer.Option(8, min=1, help="LoRA adapters kept loaded; the least recently used goes first"),
     memory_budget_gb: Optional[float] = typer.Option(None, help="evict adapters, then bases, past this much loaded weight"),
     max_batch_size: int = typer.Option(16, min=1, help="requests generated together at most"),
@@ -25,16 +26,21 @@ def serve_command(
     from ..errors import BadInputError
     from ..serve import ServeConfig, resolve_models, serve
 
-    if engine not in ("local", "vllm"):
-        raise BadInputError(f"unknown engine {engine!r}", "use local or vllm")
+    if engine not in ("local", "llama.cpp", "vllm"):
+        raise BadInputError(f"unknown engine {engine!r}", "use local, llama.cpp or vllm")
     config = ServeConfig(models=models or [], host=host, port=port, api_key=api_key, log_requests=not no_log,
                          max_adapters=max_adapters, memory_budget_gb=memory_budget_gb, max_batch_size=max_batch_size,
-                         max_tokens_cap=max_tokens_cap, device=device, threads=threads)
+                         max_tokens_cap=max_tokens_cap, device=device, threads=threads,
+                         engine="llama.cpp" if engine == "llama.cpp" else "local", llama_server=llama_server)
     config.check_binding()
     if engine == "vllm":
         from ..serve.vllm import check_vllm_can_run
 
         check_vllm_can_run()  # before anything is resolved or converted
+    if engine == "llama.cpp":
+        from ..serve.llamacpp import find_llama_server
+
+        find_llama_server(llama_server)  # before anything is resolved or converted
     served, skipped = resolve_models(config.models)
     for reason in skipped:
         print(f"not served: {reason}")

@@ -31,6 +31,7 @@ from . import gemini_api, openai_api
 from .auth import OPEN_PATHS, check_key
 from .chat import ChatCall, Limits
 from .engine import Engine, Generation, Result
+from .llamacpp import LlamaCppEngine, find_llama_server, gguf_file
 from .errors import ApiError, api_of_path, error_body
 from .log import RequestLog
 from .metrics import LATENCY_BUCKETS_S, Metrics
@@ -48,7 +49,7 @@ class ServerState:
     config: ServeConfig
     models: list[ServedModel]
     by_name: dict[str, ServedModel]
-    engine: Engine
+    engine: Engine | LlamaCppEngine
     proxy: Proxy
     log: RequestLog
     metrics: Metrics
@@ -69,11 +70,15 @@ def create_app(config: ServeConfig, models: list[ServedModel] | None = None) -> 
     if models is None:
         models, _ = resolve_models(config.models)
     metrics = Metrics()
-    pool = ModelPool(config.max_adapters, config.memory_budget_gb, config.device, config.dtype, metrics)
+    if config.engine == "llama.cpp":
+        engine: Engine | LlamaCppEngine = LlamaCppEngine(models, gguf_file, find_llama_server(config.llama_server),
+                                                         parallel=config.max_batch_size, threads=config.threads)
+    else:
+        pool = ModelPool(config.max_adapters, config.memory_budget_gb, config.device, config.dtype, metrics)
+        engine = Engine(pool, batch_wait_ms=config.batch_wait_ms, max_batch_size=config.max_batch_size,
+                        metrics=metrics, threads=config.threads)
     state = ServerState(
-        config=config, models=models, by_name={n: m for m in models for n in m.names},
-        engine=Engine(pool, batch_wait_ms=config.batch_wait_ms, max_batch_size=config.max_batch_size, metrics=metrics,
-                      threads=config.threads),
+        config=config, models=models, by_name={n: m for m in models for n in m.names}, engine=engine,
         proxy=Proxy(), log=RequestLog(log_text=config.log_requests), metrics=metrics, api_key=config.resolved_api_key(),
     )
 

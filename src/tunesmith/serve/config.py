@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -33,6 +34,11 @@ class ServeConfig(BaseModel):
     # other busy processes, 1 can be many times faster: a decoding step is many small
     # operations, and each waits for every thread it is split over.
     threads: int | None = Field(None, ge=1)
+    # Who generates: "local" (the built-in engine: transformers, continuous batching, CPU or
+    # GPU) or "llama.cpp" (a llama-server per model, on its GGUF file; `llama_server` is the
+    # binary, default: the one on PATH). `tunesmith serve --engine vllm` hands over to vLLM instead.
+    engine: Literal["local", "llama.cpp"] = "local"
+    llama_server: str | None = None
 
     def resolved_api_key(self) -> str | None:
         return self.api_key or os.environ.get(API_KEY_ENV) or None

@@ -1,0 +1,206 @@
+"""`--engine llama.cpp`: generation by llama.cpp's `llama-server`, behind tunesmith's own server.
+
+tunesmith's server stays in front, so the APIs, keys, request log, metrics and routing are the
+same as with the built-in engine. Each served model gets one `llama-server` process on a free
+loopback port, started with the server, on the model's GGUF file (the embedded model's own
+file, or an export of the model), with `--parallel` slots: llama.cpp batches them continuously.
+
+The prompt is rendered here by the one chat renderer and sent as raw text to llama-server's
+`/completion`, so a tuned model sees exactly what it was trained on, whatever template
+llama.cpp would have guessed. The answer streams back and becomes a `Generation`, as the
+built-in engine's and the proxy's do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import aclosing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..data.example import Example, Turn
+from ..errors import BadInputError, TunesmithError
+from ..models.catalog import CATALOG
+from ..models.chat import render_prompt
+from ..models.embedded import gguf_path
+from ..models.loading import load_tokenizer
+from .engine import Generation, Result, Sampling
+from .errors import ApiError
+from .models import ServedModel
+
+START_TIMEOUT_S = 120.0  # loading a GGUF file takes a second or two; a first start may map it from a slow disk
+CONTEXT_PER_SLOT = 2048  # tokens of context each parallel slot gets
+
+
+def gguf_file(model: ServedModel) -> Path:
+    """The GGUF file llama.cpp serves for `model`: the embedded base model's own file."""
+    if model.adapter_path is None and model.base in CATALOG:
+        return gguf_path(model.base)
+    raise TunesmithError(f"{model.name}: llama.cpp serves only the embedded base model's GGUF file so far",
+                         "serve it with the built-in engine (--engine local)")
+
+
+def find_llama_server(path: str | None = None) -> str:
+    """The llama-server binary: `path`, else the one on PATH; a clear error without one."""
+    found = shutil.which(path or "llama-server")
+    if found is None:
+        raise BadInputError(
+            f"--engine llama.cpp needs llama.cpp's llama-server, and {path or 'llama-server'} was not found",
+            "install llama.cpp (its llama-server binary on PATH, or pass --llama-server PATH), "
+            "or serve with the built-in engine (--engine local)")
+    return found
+
+
+@dataclass
+class _Worker:
+    process: subprocess.Popen
+    url: str
+    log: Any  # llama-server's own log (a temporary file: a pipe nobody reads would fill and stall it)
+    tokenizer: Any  # renders the prompt (the chat template of the model's own tokenizer)
+
+
+class LlamaCppEngine:
+    """One llama-server per served model; `submit` as the built-in engine's."""
+
+    def __init__(self, models: list[ServedModel], gguf_for: Callable[[ServedModel], Path], binary: str,
+                 parallel: int = 16, threads: int | None = None):
+        self.models = [m for m in models if m.remote is None]
+        self.gguf_for = gguf_for
+        self.binary = binary
+        self.parallel = parallel
+        self.threads = threads
+        self._workers: dict[str, _Worker] = {}
+        self._tasks: set[asyncio.Task] = set()  # requests in flight: the loop keeps only weak references
+        self._client: Any = None
+
+    def start(self) -> None:
+        import httpx
+
+        try:
+            for model in self.models:
+                self._workers[model.name] = self._launch(model)
+        except BaseException:
+            self.stop()
+            raise
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10.0))
+
+    def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for worker in self._workers.values():
+            worker.process.terminate()
+        for worker in self._workers.values():
+            try:
+                worker.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+            worker.log.close()
+        self._workers.clear()
+
+    def submit(self, model: ServedModel, system: str | None, turns: list[Turn], sampling: Sampling) -> Generation:
+        """Queue a request; call from the event loop."""
+        loop = asyncio.get_running_loop()
+        generation = Generation(loop)
+        task = loop.create_task(self._complete(self._workers[model.name], system, turns, sampling, generation))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return generation
+
+    def _launch(self, model: ServedModel) -> _Worker:
+        gguf = self.gguf_for(model)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        command = [self.binary, "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
+                   "--parallel", str(self.parallel), "--ctx-size", str(self.parallel * CONTEXT_PER_SLOT),
+                   "--no-webui"]
+        if self.threads:
+            command += ["--threads", str(self.threads)]
+        log = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        worker = _Worker(process, f"http://127.0.0.1:{port}", log, load_tokenizer(model.base))
+        try:
+            _wait_until_ready(worker, model.name)
+        except BaseException:
+            process.kill()
+            log.close()
+            raise
+        return worker
+
+    async def _complete(self, worker: _Worker, system: str | None, turns: list[Turn], sampling: Sampling,
+                        generation: Generation) -> None:
+        try:
+            try:
+                prompt = render_prompt(Example(turns=turns, system=system), worker.tokenizer)
+            except TunesmithError as exc:
+                raise ApiError(400, exc.message) from None
+            body = {"prompt": prompt, "n_predict": sampling.max_tokens, "temperature": sampling.temperature,
+                    "top_p": sampling.top_p, "stop": list(sampling.stop), "stream": True, "cache_prompt": True}
+            if sampling.seed is not None:
+                body["seed"] = sampling.seed
+            text = ""
+            async with aclosing(self._events(worker.url, body)) as events:
+                async for event in events:
+                    if generation.cancelled:  # the client has gone: closing the stream frees the slot
+                        return
+                    if event.get("content"):
+                        text += event["content"]
+                        generation.emit("delta", event["content"])
+                    if event.get("stop"):
+                        generation.emit("done", _result(text, event))
+                        return
+            raise ApiError(502, "llama-server ended the answer without its last event")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 (the engine's contract: every failure is an event)
+            generation.emit("error", exc)
+
+    async def _events(self, url: str, body: dict[str, Any]):
+        """The JSON events of llama-server's server-sent stream."""
+        import httpx
+
+        try:
+            async with self._client.stream("POST", f"{url}/completion", json=body) as response:
+                if response.status_code != 200:
+                    detail = (await response.aread()).decode("utf-8", "replace")[:500]
+                    raise ApiError(502 if response.status_code >= 500 else 400, f"llama-server: {detail}")
+                async for line in response.aiter_lines():
+                    if line.startswith("data: "):
+                        yield json.loads(line[len("data: "):])
+        except httpx.HTTPError as exc:
+            raise ApiError(502, f"llama-server could not be reached: {exc}") from None
+
+
+def _result(text: str, last: dict[str, Any]) -> Result:
+    # The last event carries the counts and why it stopped: stop_type "eos" (end of turn),
+    # "word" (a stop sequence, not part of the text) or "limit" (n_predict reached).
+    return Result(text=text, finish_reason="length" if last.get("stop_type") == "limit" else "stop",
+                  prompt_tokens=int(last.get("tokens_evaluated", 0)),
+                  completion_tokens=int(last.get("tokens_predicted", 0)))
+
+
+def _wait_until_ready(worker: _Worker, name: str) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if worker.process.poll() is not None:
+            worker.log.seek(0)
+            raise TunesmithError(f"llama-server for {name} exited while starting: {worker.log.read()[-1500:].strip()}")
+        try:
+            with urllib.request.urlopen(f"{worker.url}/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            pass  # not listening yet, or 503 while the model loads
+        if time.monotonic() > deadline:
+            raise TunesmithError(f"llama-server for {name} was not ready after {START_TIMEOUT_S:.0f} s")
+        time.sleep(0.2)

@@ -1,0 +1,60 @@
+"""`--engine llama.cpp`: llama-server behind tunesmith's server, on the embedded model's GGUF
+file, through the official openai client. Runs where llama.cpp's llama-server is installed
+(on PATH, or named by $TUNESMITH_LLAMA_SERVER); skipped elsewhere."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tunesmith.models.catalog import DEFAULT_BASE_MODEL
+
+LLAMA_SERVER = os.environ.get("TUNESMITH_LLAMA_SERVER") or shutil.which("llama-server")
+needs_llama_server = pytest.mark.skipif(LLAMA_SERVER is None, reason="llama.cpp's llama-server is not installed here "
+                                                                     "(put it on PATH or set TUNESMITH_LLAMA_SERVER)")
+
+
+@pytest.fixture(scope="module")
+def llama_url(tmp_path_factory):
+    from tunesmith.serve import serve_in_background
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TUNESMITH_HOME", str(tmp_path_factory.mktemp("home")))
+        with serve_in_background([DEFAULT_BASE_MODEL], engine="llama.cpp", llama_server=LLAMA_SERVER,
+                                 max_batch_size=4, threads=2) as url:
+            yield url
+
+
+@needs_llama_server
+def test_llama_cpp_answers_streams_and_logs_like_the_built_in_engine(llama_url):
+    import openai
+
+    from tunesmith.store.queries import list_served_requests
+
+    client = openai.OpenAI(base_url=f"{llama_url}/v1", api_key="unused", max_retries=0)
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    whole = client.chat.completions.create(model=DEFAULT_BASE_MODEL, messages=messages, temperature=0, max_tokens=24)
+    assert whole.model == DEFAULT_BASE_MODEL
+    assert "Paris" in whole.choices[0].message.content
+    assert whole.usage.completion_tokens > 0 and whole.usage.prompt_tokens > 10
+    chunks = list(client.chat.completions.create(model=DEFAULT_BASE_MODEL, messages=messages, temperature=0,
+                                                 max_tokens=24, stream=True))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == whole.choices[0].message.content  # greedy: the same text whole or streamed
+    short = client.chat.completions.create(model=DEFAULT_BASE_MODEL, messages=messages, temperature=0, max_tokens=2)
+    assert short.choices[0].finish_reason == "length" and short.usage.completion_tokens == 2
+    logged = list_served_requests(limit=10)
+    assert len(logged) == 3 and all(r.status_code == 200 for r in logged)
+
+
+def test_a_missing_llama_server_is_a_clear_error(tmp_path):
+    missing = tmp_path / "no-llama-server"
+    result = subprocess.run([sys.executable, "-m", "tunesmith", "serve", "--engine", "llama.cpp",
+                             "--llama-server", str(missing)], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "TUNESMITH_HOME": str(tmp_path / "home")})
+    assert result.returncode == 2, result.stderr
+    assert "llama-server" in result.stderr and "Traceback" not in result.stderr
