@@ -65,20 +65,22 @@ def tiny_model(folder: Path) -> str:
 
 
 def run(client, model: str, prompts: list[str], clients: int, max_tokens: int) -> dict:
-    def one(prompt: str) -> tuple[float, float, int]:
+    def one(prompt: str) -> tuple[float, float, int, str]:
         start = time.perf_counter()
         first = None
         tokens = 0
+        text = ""
         stream = client.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}],
                                                 temperature=0, max_tokens=max_tokens, stream=True,
                                                 stream_options={"include_usage": True})
         for chunk in stream:
-            if first is None and chunk.choices and chunk.choices[0].delta.content:
-                first = time.perf_counter() - start
+            if chunk.choices and chunk.choices[0].delta.content:
+                first = first if first is not None else time.perf_counter() - start
+                text += chunk.choices[0].delta.content
             if chunk.usage is not None:
                 tokens = chunk.usage.completion_tokens
         total = time.perf_counter() - start
-        return total, first if first is not None else total, tokens
+        return total, first if first is not None else total, tokens, text
 
     start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
@@ -92,6 +94,7 @@ def run(client, model: str, prompts: list[str], clients: int, max_tokens: int) -
         "latency_p50_s": round(statistics.median(latencies), 3),
         "latency_p95_s": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3),
         "first_token_p50_s": round(statistics.median(r[1] for r in results), 3),
+        "answers": [r[3] for r in results],
     }
 
 
@@ -191,6 +194,10 @@ def main() -> None:
             ours["concurrent"]["tokens_per_s"] / theirs["concurrent"]["tokens_per_s"], 2)
         ratios["sequential_latency_vs_llama_cpp"] = round(
             ours["sequential"]["latency_p50_s"] / theirs["sequential"]["latency_p50_s"], 2)
+        same = [a == b for a, b in zip(ours["sequential"]["answers"], theirs["sequential"]["answers"])]
+        ratios["identical_answers_vs_llama_cpp"] = round(sum(same) / len(same), 3)
+        print(f"identical greedy answers, tunesmith vs llama.cpp: {sum(same)} of {len(same)} (llama.cpp computes "
+              f"on the 4-bit weights, tunesmith on them de-quantized)")
         print(f"tunesmith / llama.cpp: {ratios['concurrent_tokens_per_s_vs_llama_cpp']:.2f}x the tokens/s at "
               f"{args.clients} clients (target >= 1), {ratios['sequential_latency_vs_llama_cpp']:.2f}x the p50 latency "
               f"one client at a time (target <= 1.5)")
