@@ -4,9 +4,9 @@ Two views of the same question, both on TF-IDF features of the input text:
 
 - **A classifier two-sample test.** A logistic regression learns to tell reference inputs
   from current ones; its cross-fitted AUC (each input scored by a model that did not see it)
-  is 0.5 when the two sets come from one distribution. Under that null the AUC is the
-  Mann-Whitney statistic over the out-of-fold scores, approximately normal with mean 0.5 and
-  variance (n0 + n1 + 1) / (12 n0 n1); the one-sided p-value comes from it. For small samples
+  is 0.5 when the two sets come from one distribution. Under that null each fold's AUC is a
+  Mann-Whitney statistic, approximately normal with mean 0.5 and variance
+  (n0 + n1 + 1) / (12 n0 n1); the one-sided p-value comes from their mean. For small samples
   (where the normal approximation and the cross-fitting matter most) a permutation check
   refits the classifier on shuffled set labels and the p-value is the permutation one. The
   coefficients name the terms that separate the sets, and the highest-scored current inputs
@@ -30,7 +30,11 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 ALPHA = 0.05
-MIN_AUC = 0.55  # drift worth reporting: Evidently's text-drift threshold, beside significance
+# Drift worth reporting: the AUC must be significantly above this, not only above 0.5. Two
+# splits of one real dataset differ a little (Banking77's train and test, CLINC150's: mean
+# cross-fitted AUC 0.50-0.51 at 200 inputs a side, 6-7% of draws significant against 0.5);
+# that is not the drift a re-tune is for. 0.55 is Evidently's text-drift threshold.
+MIN_AUC = 0.55
 MAX_PER_SIDE = 5000  # the two-sample test subsamples each side to this (power is ample there)
 FOLDS = 2
 PERMUTATION_BELOW = 1000  # permutation check when the smaller side has fewer inputs than this
@@ -52,11 +56,12 @@ def vectorizer() -> TfidfVectorizer:
 @dataclass
 class TwoSampleResult:
     auc: float
-    p_value: float
+    p_value: float  # against AUC 0.5 (one-sided)
     test: str  # "normal" | "permutation"
     n_reference: int
     n_current: int
-    drifted: bool
+    drifted: bool  # significant against 0.5 and against MIN_AUC (p_relevant)
+    p_relevant: float = 1.0  # against AUC MIN_AUC (one-sided, normal approximation)
     current_terms: list[str] = field(default_factory=list)  # terms that mark current inputs
     reference_terms: list[str] = field(default_factory=list)  # terms the current inputs lack
     examples: list[str] = field(default_factory=list)  # current inputs least like the reference
@@ -75,10 +80,9 @@ def mann_whitney_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[labels == 1].sum() - n1 * (n1 + 1) / 2) / (n0 * n1))
 
 
-def auc_null_p(auc: float, n0: int, n1: int) -> float:
-    """One-sided p-value of an AUC against 0.5, from the Mann-Whitney null variance."""
-    sd = np.sqrt((n0 + n1 + 1) / (12 * n0 * n1))
-    return float(norm.sf((auc - 0.5) / sd))
+def auc_null_p(auc: float, variance: float) -> float:
+    """One-sided p-value of an AUC against 0.5, given its null variance."""
+    return float(norm.sf((auc - 0.5) / np.sqrt(variance)))
 
 
 def _fold_ids(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -103,6 +107,27 @@ def cross_fitted_scores(x: sparse.csr_matrix, labels: np.ndarray, folds: np.ndar
     return scores
 
 
+def cross_fitted_auc(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> tuple[float, float]:
+    """The mean of the per-fold AUCs and its null variance.
+
+    Each fold's inputs are scored by a model fitted without them, so under the null that
+    fold's AUC is exactly a Mann-Whitney statistic. Pooling the scores of different folds'
+    models into one AUC is not: the models' score scales differ, which adds variance the
+    Mann-Whitney formula does not count (measured: 11% false alarms at alpha 5% on two halves
+    of one dataset). Nor are the folds' AUCs independent: fold 0's measures how well labels of
+    fold 1 predict those of fold 0, and fold 1's the same the other way round, so under the
+    null they are strongly correlated. The variance used is the one of perfectly correlated
+    folds (the square of their mean standard deviation), an upper bound."""
+    aucs, variances = [], []
+    for k in range(FOLDS):
+        held = folds == k
+        n1 = int(labels[held].sum())
+        n0 = int(held.sum()) - n1
+        aucs.append(mann_whitney_auc(scores[held], labels[held]))
+        variances.append((n0 + n1 + 1) / (12 * n0 * n1))
+    return float(np.mean(aucs)), float(np.mean(np.sqrt(variances)) ** 2)
+
+
 def two_sample_test(reference: list[str], current: list[str], *, seed: int = SEED,
                     permutations: int = PERMUTATIONS) -> TwoSampleResult:
     """The classifier two-sample test of `current` against `reference` (input texts)."""
@@ -114,8 +139,8 @@ def two_sample_test(reference: list[str], current: list[str], *, seed: int = SEE
     x, names = _features(texts)
     folds = _fold_ids(labels, rng)
     scores = cross_fitted_scores(x, labels, folds)
-    auc = mann_whitney_auc(scores, labels)
-    p, test = auc_null_p(auc, len(ref), len(cur)), "normal"
+    auc, variance = cross_fitted_auc(scores, labels, folds)
+    p, test = auc_null_p(auc, variance), "normal"
     # The permutation p-value is exact under exchangeability. It is computed only when the
     # normal one is below PERMUTE_IF_P_BELOW, and then decides: the test rejects only where
     # the permutation test rejects, so its size stays at most alpha, at a fraction of the cost.
@@ -123,10 +148,12 @@ def two_sample_test(reference: list[str], current: list[str], *, seed: int = SEE
         beaten = 0
         for _ in range(permutations):
             shuffled = rng.permutation(labels)
-            beaten += mann_whitney_auc(cross_fitted_scores(x, shuffled, _fold_ids(shuffled, rng)), shuffled) >= auc
+            shuffled_folds = _fold_ids(shuffled, rng)
+            beaten += cross_fitted_auc(cross_fitted_scores(x, shuffled, shuffled_folds), shuffled, shuffled_folds)[0] >= auc
         p, test = (1 + beaten) / (1 + permutations), "permutation"
+    p_relevant = float(norm.sf((auc - MIN_AUC) / np.sqrt(variance)))
     result = TwoSampleResult(auc=auc, p_value=p, test=test, n_reference=len(ref), n_current=len(cur),
-                             drifted=bool(p < ALPHA and auc >= MIN_AUC))
+                             drifted=bool(p < ALPHA and p_relevant < ALPHA), p_relevant=p_relevant)
     _explain(result, x, names, labels, scores, cur)
     return result
 
