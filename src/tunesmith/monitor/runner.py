@@ -74,8 +74,7 @@ def monitor(subject: str, since: str = "7d", window: str = "1d", reference: str 
     started = time.perf_counter()
     now = now or datetime.now(timezone.utc)
     period, step = parse_duration(since, "--since"), parse_duration(window, "--window")
-    if step > period:
-        raise BadInputError(f"--window {window} is longer than --since {since}", "make the window shorter than the period")
+    step = min(step, period)  # one window when the window is longer than the period
     start = now - period
     found = find_subject(subject)
     if current is not None:
