@@ -37,6 +37,7 @@ ALPHA = 0.05
 MIN_AUC = 0.55
 MAX_PER_SIDE = 5000  # the two-sample test subsamples each side to this (power is ample there)
 FOLDS = 2
+MIN_INPUTS = 10  # a side with fewer inputs gets no test (each fold needs both sides)
 PERMUTATION_BELOW = 1000  # permutation check when the smaller side has fewer inputs than this
 PERMUTATIONS = 100
 PERMUTE_IF_P_BELOW = 0.2  # permutations only where the decision could turn on them (see two_sample_test)
@@ -131,6 +132,9 @@ def cross_fitted_auc(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray) 
 def two_sample_test(reference: list[str], current: list[str], *, seed: int = SEED,
                     permutations: int = PERMUTATIONS) -> TwoSampleResult:
     """The classifier two-sample test of `current` against `reference` (input texts)."""
+    if min(len(reference), len(current)) < MIN_INPUTS:
+        return TwoSampleResult(auc=0.5, p_value=1.0, test=f"not run: fewer than {MIN_INPUTS} inputs",
+                               n_reference=len(reference), n_current=len(current), drifted=False)
     rng = np.random.default_rng(seed)
     ref = _subsample(reference, rng)
     cur = _subsample(current, rng)
