@@ -109,3 +109,32 @@ def test_bad_input_exits_2_with_a_sentence(tmp_path):
 
     bad_window = run("orphan", "--since", "1d", "--window", "soon", "--reference", reference)
     assert bad_window.returncode == 2 and "duration" in bad_window.stderr
+
+
+def test_lineage_through_the_dataset_version_of_a_prepared_folder_and_its_cost(tmp_path):
+    """A model trained on a prepared folder: the store's dataset version gives the reference,
+    and `plan` prices a re-tune on it."""
+    import csv
+
+    from tunesmith.data.prepare import prepare
+    from tunesmith.store.queries import record_dataset_version
+
+    data = need_data()
+    rows = list(csv.DictReader(open(data / "banking77" / "train.csv", encoding="utf-8")))[::8]
+    raw = tmp_path / "bank.jsonl"
+    raw.write_text("".join(json.dumps({"input_text": r["text"], "output_text": r["category"]}) + "\n" for r in rows))
+    prepared = tmp_path / "prepared"
+    result = prepare([raw], prepared)
+    manifest = json.loads((prepared / "manifest.json").read_text())
+    record_dataset_version(manifest["dataset_version"], prepared, manifest)
+    model = register_model(base_model="smollm2-135m-instruct", method="lora", spec={}, name="bank-prepared",
+                           dataset_version=manifest["dataset_version"])
+    texts, truth = banking77("test")
+    now = datetime.now(timezone.utc)
+    _log(model.id, "bank-prepared", texts[::40], truth[::40], now, 20)
+    check = monitor("bank-prepared", since="1d", window="1d", now=now)
+    assert check.summary["reference"]["path"] == str(prepared)
+    assert check.summary["reference"]["inputs"] == result.counts["train"]
+    cost = check.summary["cost"]
+    assert cost["examples"] == result.counts["train"] and cost["managed"]["usd"] > 0
+    assert "would cost" in check.answer.paragraph and check.answer.action == "none"

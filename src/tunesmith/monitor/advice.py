@@ -134,4 +134,5 @@ def _cost_text(cost: dict | None) -> str | None:
         parts.append(f"managed {m['target']} about ${m['usd']:.2f}")
     for s in cost.get("self_hosted", []):
         parts.append(f"{s['method']} on {s['gpu']} about ${s['usd']:.2f} in {s['time_s'] / 3600:.1f} h")
-    return ("A re-tune would cost " + ", ".join(parts) + " (from `tunesmith plan`).") if parts else None
+    on = cost.get("workload", "the training data")
+    return ("A re-tune would cost " + ", ".join(parts) + f" (from `tunesmith plan`, on {on}).") if parts else None

@@ -10,7 +10,8 @@ The training outputs decide what is compared (evaluation's scorer decides their 
 
 Each distribution gets the population stability index (PSI, with half a count added to every
 bin so an empty bin stays finite; below 0.1 stable, 0.1-0.25 moderate, above 0.25 a major
-shift, the usual reading) and a chi-squared test of homogeneity of the two samples' counts.
+shift, the usual reading; beside it the PSI sampling alone would give, which many classes and
+few requests raise) and a chi-squared test of homogeneity of the two samples' counts.
 """
 
 from __future__ import annotations
@@ -51,7 +52,12 @@ def compare_counts(reference: Counter, current: Counter, order: list[str] | None
     ref_share = ref / max(ref.sum(), 1)
     cur_share = cur / max(cur.sum(), 1)
     moved = np.argsort(-np.abs(cur_share - ref_share))[:5]
-    return {"psi": psi(ref, cur), "chi2_p": p_value,
+    # PSI expected from sampling alone (no change): a symmetrised KL between two multinomial
+    # samples is about chi-squared / n, so its mean is about (bins - 1) (1/n_ref + 1/n_cur). With
+    # many classes and few requests this floor is itself above 0.1: read the PSI against it.
+    bins_seen = max(int(keep.sum()) - 1, 0)
+    noise = bins_seen * (1 / max(ref.sum(), 1) + 1 / max(cur.sum(), 1))
+    return {"psi": psi(ref, cur), "psi_noise": float(noise), "chi2_p": p_value,
             "moved": [{"value": bins[i], "reference_share": float(ref_share[i]), "current_share": float(cur_share[i])}
                       for i in moved if ref_share[i] != cur_share[i]]}
 

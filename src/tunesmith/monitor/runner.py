@@ -227,6 +227,8 @@ def _retune_cost(model: ModelVersion | None, ref) -> dict | None:
     managed = p.managed[0] if p.managed else None
     return {
         "model": p.model, "examples": p.workload.get("examples"),
+        # plan counts a prepared folder's train split; for anything else it assumes a workload
+        "workload": "the training data" if ref.prepared else "an assumed workload (the reference is not a prepared folder)",
         "managed": {"target": managed.target, "usd": managed.usd} if managed else None,
         "self_hosted": [{"method": mp.method, "gpu": mp.cheapest.gpu, "usd": mp.cheapest.usd,
                          "time_s": mp.cheapest.time_s} for mp in p.methods if mp.cheapest],
