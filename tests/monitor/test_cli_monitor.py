@@ -138,3 +138,32 @@ def test_lineage_through_the_dataset_version_of_a_prepared_folder_and_its_cost(t
     cost = check.summary["cost"]
     assert cost["examples"] == result.counts["train"] and cost["managed"]["usd"] > 0
     assert "would cost" in check.answer.paragraph and check.answer.action == "none"
+
+
+def test_current_from_a_file_and_the_queue_goes_to_prepare(tmp_path):
+    """--current FILE with timestamps instead of the request log; the labelling queue, once
+    labelled, is what `tunesmith data prepare` reads."""
+    from tunesmith.data.prepare import prepare
+
+    data = need_data()
+    texts, truth = banking77("test")
+    other = restaurant8k("test")
+    now = datetime.now(timezone.utc)
+    current = tmp_path / "traffic.jsonl"
+    lines = []
+    for k in range(400):
+        text, output = (other[k], "card_arrival") if k % 2 else (texts[k * 7], truth[k * 7])
+        stamp = (now - timedelta(hours=40 - (k + 0.5) / 10)).isoformat()  # none on a window edge
+        lines.append(json.dumps({"input_text": text, "output_text": output, "timestamp": stamp}))
+    current.write_text("\n".join(lines) + "\n")
+    result = run("whatever-name", "--since", "2d", "--window", "1d", "--current", str(current),
+                 "--reference", str(data / "banking77" / "train.csv"), "--json", str(tmp_path / "s.json"), "--no-cost")
+    assert result.returncode == 1, result.stderr
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["current"]["requests"] == 400 and [w["requests"] for w in summary["windows"]] == [160, 240]
+    queue = tmp_path / "queue.jsonl"
+    records = [json.loads(line) for line in open(summary["queue_path"], encoding="utf-8")]
+    assert len(records) >= 50
+    queue.write_text("".join(json.dumps({**r, "output_text": "book_table"}) + "\n" for r in records))
+    prepared = prepare([queue], tmp_path / "prepared")
+    assert sum(prepared.counts[s] for s in ("train", "validation", "test")) > 0
