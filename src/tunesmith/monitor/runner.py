@@ -89,6 +89,7 @@ def monitor(subject: str, since: str = "7d", window: str = "1d", reference: str 
                             "check the name clients call (a model or deployment), or widen the period with --since")
     lineage = subject_lineage(found, traffic)
     ref = load_reference(reference, lineage, subject)
+    matched = load_labels(labels, traffic) if labels is not None else None  # bad labels fail before the work
     say(f"{len(traffic.inputs)} requests against {len(ref.inputs)} training inputs from {ref.path}")
 
     # Input drift and coverage, over the whole period and per window.
@@ -112,8 +113,8 @@ def monitor(subject: str, since: str = "7d", window: str = "1d", reference: str 
 
     # Quality on fresh labels, against the release evaluation.
     fresh = None
-    if labels is not None:
-        indices, correct = load_labels(labels, traffic)
+    if matched is not None:
+        indices, correct = matched
         scorer = choose_scorer(ref.outputs)
         answered = [traffic.outputs[i] for i in indices]
         fresh = quality(scorer, answered, correct, _release(lineage, scorer.kind), tolerance).to_dict()
