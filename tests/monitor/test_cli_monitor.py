@@ -167,3 +167,33 @@ def test_current_from_a_file_and_the_queue_goes_to_prepare(tmp_path):
     queue.write_text("".join(json.dumps({**r, "output_text": "book_table"}) + "\n" for r in records))
     prepared = prepare([queue], tmp_path / "prepared")
     assert sum(prepared.counts[s] for s in ("train", "validation", "test")) > 0
+
+
+def test_quality_drop_against_the_release_evaluation_advises_a_retune_now(tmp_path):
+    """The model's eval run at release says 90% accuracy; on 600 fresh Banking77 labels its
+    logged answers are right 80% of the time: re-tune now. At 90%: no need."""
+    from tunesmith.store.queries import record_eval_run
+
+    data = need_data()
+    texts, truth = banking77("test")
+    classes = sorted(set(truth))
+    rng = np.random.default_rng(8)
+    idx = rng.choice(len(texts), 600, replace=False)
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"input_text": texts[i], "output_text": truth[i]}) + "\n" for i in idx))
+    now = datetime.now(timezone.utc)
+    actions = {}
+    for accuracy in (0.80, 0.90):
+        name = f"bank-{int(accuracy * 100)}"
+        model = register_model(base_model="smollm2-135m-instruct", method="lora", spec={}, name=name,
+                               lineage={"data": str(data / "banking77" / "train.csv")})
+        record_eval_run(id=f"ev-{name}", model_ref=name, model_id=model.id, data_path="test.csv", metrics_kind="label",
+                        examples=3080, items=[], summary={"metrics": [{"metric": "accuracy", "value": 0.90}]})
+        answers = [truth[i] if rng.random() < accuracy else rng.choice([c for c in classes if c != truth[i]])
+                   for i in idx]
+        _log(model.id, name, [texts[i] for i in idx], answers, now, 20)
+        result = monitor(name, since="1d", labels=labels, estimate_cost=False, now=now)
+        quality = result.summary["quality"]
+        assert quality["release_value"] == 0.90 and quality["release_eval"] == f"ev-{name}"
+        actions[accuracy] = (result.answer.action, quality["dropped"])
+    assert actions == {0.80: ("now", True), 0.90: ("none", False)}

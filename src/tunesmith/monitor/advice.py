@@ -2,7 +2,7 @@
 
 Rules, in order (each threshold a constant here, named in the answer):
 1. **now** when quality on fresh labels is below the release level beyond the tolerance
-   (quality.py's confidence sequence, valid however often the monitor runs), or when the
+   (quality.py's sequential test, valid however often the monitor runs), or when the
    latest window's traffic has drifted (the two-sample test) and at least RETUNE_UNCOVERED of
    it lies far from every training example beyond the expected share.
 2. **plan by DATE** when the uncovered share grows across windows (a least-squares line over
@@ -87,10 +87,11 @@ def answer(*, subject: str, input_drift: dict, latest: dict | None, uncovered: f
         text = (f"{quality['label']} on {quality['n']} fresh labels is {_pct(quality['value'])} "
                 f"(95% confidence sequence {_pct(low)}-{_pct(high)}) against {_pct(quality['release_value'])} "
                 f"at release")
+        test = f"sequential test wealth {quality['wealth']:.3g}, a drop at 20"
         if quality["dropped"]:
-            now_reasons.append(f"{text}: below the release level beyond the {_pct(quality['tolerance'])} tolerance")
+            now_reasons.append(f"{text}: below the release level beyond the {_pct(quality['tolerance'])} tolerance ({test})")
         else:
-            reasons.append(f"{text}: no drop beyond the {_pct(quality['tolerance'])} tolerance is shown")
+            reasons.append(f"{text}: no drop beyond the {_pct(quality['tolerance'])} tolerance is shown ({test})")
     elif quality:
         reasons.append(f"{quality['label']} on {quality['n']} fresh labels is {_pct(quality['value'])} "
                        "(no evaluation at release to compare with)")

@@ -77,7 +77,10 @@ def render_report(summary: dict) -> str:
                         f"(95% interval {_pct(quality['interval'][0])}–{_pct(quality['interval'][1])}; "
                         f"95% confidence sequence, valid under daily runs, {_pct(quality['sequence_interval'][0])}–"
                         f"{_pct(quality['sequence_interval'][1])}); at release: {_pct(quality['release_value'])}"
-                        f"{' (' + escape(quality['release_eval']) + ')' if quality['release_eval'] else ''}.</p>")
+                        f"{' (' + escape(quality['release_eval']) + ')' if quality['release_eval'] else ''}"
+                        + (f"; sequential test wealth {quality['wealth']:.3g} (a drop at 20): "
+                           f"{'dropped' if quality['dropped'] else 'no drop shown'}" if quality.get('wealth') is not None else "")
+                        + ".</p>")
     moved = (out.get("labels") or {}).get("moved") or []
     moved_html = "".join(f"<li>{escape(str(m['value']))}: {_pct(m['reference_share'])} in training, "
                          f"{_pct(m['current_share'])} now</li>" for m in moved)
