@@ -58,6 +58,7 @@ def test_another_domain_is_detected_at_200_requests(other):
     power = np.mean([r.drifted for r in detected])
     assert power >= 0.95
     assert detected[0].current_terms and detected[0].examples
+    assert {r.test for r in detected} == {"permutation"}  # 200 requests: the small-sample check decides
 
 
 def test_coverage_finds_the_other_domain_and_not_the_held_out_split():
