@@ -6,7 +6,7 @@ The baseline is the naive way of the slowest step, the nearest-training-example 
 a dense similarity matrix for every request, without collapsing repeated inputs. It runs on a
 10,000-request slice (the full run would need 100,000 x 10,000 floats) and is scaled.
 
-    PYTHONPATH=src python bench/monitor.py
+    PYTHONPATH=src python bench/monitor.py      # results also go to bench/results/monitor.json
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "results" / "monitor.json"
 REQUESTS = 100_000
 SLICE = 10_000
 
@@ -90,6 +91,8 @@ def main() -> None:
            "nearest_speedup": round(naive_s / ours_s, 1), "cpus": os.cpu_count(), "cpu_flags": cpu_flags(),
            "answer": result.answer.action}
     print(json.dumps(out, indent=2))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
