@@ -44,6 +44,7 @@ def main() -> None:
     if not DATA.is_dir():
         sys.exit(f"{DATA} is not present")
     os.environ.setdefault("TUNESMITH_HOME", tempfile.mkdtemp(prefix="bench-monitor-"))
+    from tunesmith.fileio import atomic_write_text
     from tunesmith.monitor import monitor
     from tunesmith.monitor.coverage import ReferenceIndex
     from tunesmith.store.queries import add_served_requests
@@ -91,8 +92,8 @@ def main() -> None:
            "nearest_speedup": round(naive_s / ours_s, 1), "cpus": os.cpu_count(), "cpu_flags": cpu_flags(),
            "answer": result.answer.action}
     print(json.dumps(out, indent=2))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(RESULTS, json.dumps(out, indent=2) + "\n")
+    print(f"results: {RESULTS}")
 
 
 if __name__ == "__main__":
