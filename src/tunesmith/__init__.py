@@ -67,6 +67,9 @@ _WHERE = {
     "EvalResult": "tunesmith.evaluate.runner",
     "evaluate": "tunesmith.evaluate.runner",
     "compare": "tunesmith.evaluate.runner",
+    # monitor
+    "monitor": "tunesmith.monitor.runner",
+    "MonitorResult": "tunesmith.monitor.runner",
     # serve
     "ServeConfig": "tunesmith.serve.config",
     "serve": "tunesmith.serve.server",

@@ -28,6 +28,11 @@ def evals_dir() -> Path:
     return tunesmith_home() / "evals"
 
 
+def monitor_dir() -> Path:
+    """Each monitor run's folder (summary, report, labelling queue) is `monitor_dir() / <run-id>`."""
+    return tunesmith_home() / "monitor"
+
+
 def cache_dir() -> Path:
     """$TUNESMITH_CACHE, else $XDG_CACHE_HOME/tunesmith, else ~/.cache/tunesmith."""
     if os.environ.get("TUNESMITH_CACHE"):

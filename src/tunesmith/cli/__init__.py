@@ -14,6 +14,7 @@ import typer
 from ..errors import TunesmithError
 from . import data, examples, jobs, models, rate
 from .evaluate import eval_command
+from .monitor import monitor_command
 from .plan import plan_command
 from .serve import serve_command
 from .train import train_command
@@ -35,6 +36,7 @@ app.command("plan")(plan_command)
 app.command("train")(train_command)
 app.command("eval")(eval_command)
 app.command("serve")(serve_command)
+app.command("monitor")(monitor_command)
 app.command("ui")(ui_command)
 
 

@@ -378,6 +378,31 @@ def list_served_requests(model: str | None = None, since: datetime | None = None
         return list(s.scalars(query))
 
 
+def served_traffic(names: list[str], model_ids: list[str], since: datetime | None = None,
+                   until: datetime | None = None, *, session: Session | None = None) -> list[tuple]:
+    """(time, model, model_id, input_messages, output_text) of the answered requests with logged
+    text, oldest first, where the name the client asked for is one of `names` or the registry id
+    one of `model_ids` (a deployment is a name; a model, its id). Plain tuples: monitoring reads
+    100,000 rows at a time."""
+    match = []
+    if names:
+        match.append(ServedRequest.model.in_(names))
+    if model_ids:
+        match.append(ServedRequest.model_id.in_(model_ids))
+    if not match:
+        return []
+    query = (select(ServedRequest.time, ServedRequest.model, ServedRequest.model_id, ServedRequest.input_messages,
+                    ServedRequest.output_text)
+             .where(or_(*match), ServedRequest.status_code == 200, ServedRequest.output_text.is_not(None))
+             .order_by(ServedRequest.time, ServedRequest.id))
+    if since is not None:
+        query = query.where(ServedRequest.time >= since)
+    if until is not None:
+        query = query.where(ServedRequest.time < until)
+    with _using(session) as s:
+        return [tuple(row) for row in s.execute(query)]
+
+
 # --- Eval runs ----------------------------------------------------------------------
 
 
