@@ -33,6 +33,10 @@ class ServeConfig(BaseModel):
     # other busy processes, 1 can be many times faster: a decoding step is many small
     # operations, and each waits for every thread it is split over.
     threads: int | None = Field(None, ge=1)
+    # Rollout: how often deployments are read again from the store (a change reaches a running
+    # server within this time), and how often a rollout started with --auto asks the gate.
+    deployments_refresh_s: float = Field(2.0, gt=0)
+    auto_gate_s: float = Field(10.0, gt=0)
 
     def resolved_api_key(self) -> str | None:
         return self.api_key or os.environ.get(API_KEY_ENV) or None
