@@ -114,7 +114,7 @@ def create_app(config: ServeConfig, models: list[ServedModel] | None = None) -> 
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "models": [m.name for m in state.models], "deployments": state.router.names()}
+        return {"status": "ok", "models": [m.name for m in state.models]}
 
     @app.get("/metrics")
     async def metrics_text() -> PlainTextResponse:
