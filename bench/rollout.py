@@ -4,10 +4,12 @@ real server and the official openai client, in one run, to three deployments on 
     plain             production only (the baseline)
     shadow-adapter    production + a shadow candidate that is a LoRA adapter on the same base
     shadow-separate   production + a shadow candidate with weights of its own (a second copy of the base)
+    shadow-mixed      shadow-adapter on a server with --mixed-adapters: the candidate's copy decodes
+                      in the caller's batch (PEFT's adapter_names per row)
 
 Prints the callers' p50 and p95 latency of each, the ratios to the baseline, and the CPU flags.
-The shadow copy starts once the caller has its answer, so a caller waits for shadow work only
-when its request arrives while the previous request's shadow is generating. The baseline runs
+Without mixed batches the shadow copy starts once the caller has its answer, so a caller waits for
+shadow work only when its request arrives while an earlier shadow is generating. The baseline runs
 twice (first and last) to show the noise. Results also go to bench/results/rollout.json.
 
     .venv/bin/python bench/rollout.py [--requests 16] [--clients 4] [--max-tokens 16] [--tiny]
@@ -33,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from serve import ticket_prompts, tiny_model  # noqa: E402 - bench/serve.py's helpers
 
+SHADOWED = ("shadow-adapter", "shadow-separate", "shadow-mixed")
 RESULTS = Path(__file__).resolve().parent / "results" / "rollout.json"
 
 
@@ -120,37 +123,41 @@ def main() -> None:
             create_deployment(name, base)
             if candidate:
                 start_rollout(name, candidate, "shadow")
-        config = ServeConfig(models=[base], max_batch_size=max(args.clients * 2, 2), threads=args.threads)
-        app = create_app(config)
-        with run_in_thread(app) as url:
-            state = app.state.tunesmith
-            client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=600)
-            for name in ("plain", "shadow-adapter", "shadow-separate"):  # warm-up: load every model
-                run(client, name, prompts[:2], 1, 2)
-                drain(state)
-            phases = {}
-            for name in ("plain", "shadow-adapter", "shadow-separate", "plain-again"):
-                phases[name] = run(client, name.replace("-again", ""), prompts, args.clients, args.max_tokens)
-                drain(state)
-            state.log.flush()
-            from tunesmith.store.queries import list_served_requests
+        phases = {}
+        for mixed in (False, True):
+            config = ServeConfig(models=[base], max_batch_size=max(args.clients * 2, 2), threads=args.threads,
+                                 mixed_adapters=mixed)
+            app = create_app(config)
+            with run_in_thread(app) as url:
+                state = app.state.tunesmith
+                client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=600)
+                names = ("plain", "shadow-adapter") if mixed else ("plain", "shadow-adapter", "shadow-separate")
+                for name in names:  # warm-up: load every model
+                    run(client, name, prompts[:2], 1, 2)
+                    drain(state)
+                order = ("shadow-adapter",) if mixed else ("plain", "shadow-adapter", "shadow-separate", "plain-again")
+                for name in order:
+                    phase = "shadow-mixed" if mixed else name
+                    phases[phase] = run(client, name.replace("-again", ""), prompts, args.clients, args.max_tokens)
+                    drain(state)
+        from tunesmith.store.queries import list_served_requests
 
-            shadows = [r for r in list_served_requests() if r.route == "shadow"]
+        shadows = [r for r in list_served_requests() if r.route == "shadow"]
 
     baseline = statistics.mean([phases["plain"]["latency_p50_s"], phases["plain-again"]["latency_p50_s"]])
     baseline_p95 = statistics.mean([phases["plain"]["latency_p95_s"], phases["plain-again"]["latency_p95_s"]])
     result = {
         "model": "tiny (random)" if args.tiny else DEFAULT_BASE_MODEL, "requests": args.requests,
         "clients": args.clients, "max_tokens": args.max_tokens, "phases": phases,
-        "p50_ratio": {k: round(phases[k]["latency_p50_s"] / baseline, 3) for k in ("shadow-adapter", "shadow-separate")},
-        "p95_ratio": {k: round(phases[k]["latency_p95_s"] / baseline_p95, 3) for k in ("shadow-adapter", "shadow-separate")},
+        "p50_ratio": {k: round(phases[k]["latency_p50_s"] / baseline, 3) for k in SHADOWED},
+        "p95_ratio": {k: round(phases[k]["latency_p95_s"] / baseline_p95, 3) for k in SHADOWED},
         "shadow_answers_logged": len(shadows), "torch_threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(), "cpu_flags": cpu_flags(),
         "cores": len(os.sched_getaffinity(0)), "python": sys.version.split()[0], "torch": torch.__version__,
     }
     for name, r in phases.items():
         print(f"{name:16} caller latency p50 {r['latency_p50_s']:.3f} s, p95 {r['latency_p95_s']:.3f} s")
-    for name in ("shadow-adapter", "shadow-separate"):
+    for name in SHADOWED:
         print(f"{name}: p50 {result['p50_ratio'][name]:.2f}x, p95 {result['p95_ratio'][name]:.2f}x the baseline "
               f"(mean of the two plain runs)")
     print(f"shadow answers logged: {len(shadows)}; {result['cores']} cores usable; CPU flags: {result['cpu_flags']}")

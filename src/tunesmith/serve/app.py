@@ -77,7 +77,7 @@ def create_app(config: ServeConfig, models: list[ServedModel] | None = None) -> 
     state = ServerState(
         config=config, models=models, by_name={n: m for m in models for n in m.names},
         engine=Engine(pool, batch_wait_ms=config.batch_wait_ms, max_batch_size=config.max_batch_size, metrics=metrics,
-                      threads=config.threads),
+                      threads=config.threads, mixed_adapters=config.mixed_adapters),
         proxy=Proxy(), log=RequestLog(log_text=config.log_requests), metrics=metrics, api_key=config.resolved_api_key(),
         router=DeploymentRouter(config.deployments_refresh_s, config.auto_gate_s),
     )
@@ -170,6 +170,8 @@ async def _chat(state: ServerState, request: Request, api: ModuleType, path_mode
             generation = state.proxy.submit(served.remote, call.system, call.turns, call.sampling, streaming)
         else:
             generation = state.engine.submit(served, call.system, call.turns, call.sampling)
+        if route is not None and _shadow_rides_along(state, served, route):
+            _start_shadow(state, api, call, route, request_id)  # queued with the caller's row: one mixed batch
         first = await _first_event(generation)  # an error before the first token still gets its status
         if streaming:
             return StreamingResponse(_stream(state, api, call, served, generation, first, started, request_id, route),
@@ -265,7 +267,7 @@ def _done(state: ServerState, api: ModuleType, call: ChatCall | None, served: Se
         system=call.system if call else None, turns=call.turns if call else None,
         output=result.text if result else None, error=error.message if error else None,
     )
-    if shadowed:
+    if shadowed and not _shadow_rides_along(state, served, route):
         _start_shadow(state, api, call, route, request_id)
     model = served.name if served else ""  # metric labels: served names only, never what a client made up
     _count(state, api.API, model, status)
@@ -284,6 +286,14 @@ def _subject(request: Request, body: dict[str, Any]) -> str | None:
     """Who is asking, for sticky A/B assignment: the X-Tunesmith-Subject header, else OpenAI's `user`."""
     subject = request.headers.get("x-tunesmith-subject") or body.get("user")
     return subject if isinstance(subject, str) and subject.strip() else None
+
+
+def _shadow_rides_along(state: ServerState, served: ServedModel | None, route: Route) -> bool:
+    """Whether the shadow copy is queued with the caller's request (one mixed-adapter batch on a shared
+    base) rather than after the caller has its answer (its own batch would hold up the next callers)."""
+    shadow = route.shadow
+    return (shadow is not None and served is not None and state.engine.mixed_adapters and served.remote is None
+            and shadow.remote is None and shadow.base == served.base)
 
 
 def _start_shadow(state: ServerState, api: ModuleType, call: ChatCall, route: Route, request_id: str) -> None:

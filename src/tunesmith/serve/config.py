@@ -35,6 +35,9 @@ class ServeConfig(BaseModel):
     threads: int | None = Field(None, ge=1)
     # Rollout: how often deployments are read again from the store (a change reaches a running
     # server within this time), and how often a rollout started with --auto asks the gate.
+    # Rows of different LoRA adapters on one base decode in one batch (PEFT's mixed-adapter batches);
+    # a shadow candidate that shares production's base then answers in the caller's batch.
+    mixed_adapters: bool = False
     deployments_refresh_s: float = Field(2.0, gt=0)
     auto_gate_s: float = Field(10.0, gt=0)
 

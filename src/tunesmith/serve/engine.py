@@ -115,8 +115,11 @@ class _Row:
 
 class Engine:
     def __init__(self, pool: ModelPool, batch_wait_ms: float = 5.0, max_batch_size: int = 16,
-                 metrics: Metrics | None = None, threads: int | None = None):
+                 metrics: Metrics | None = None, threads: int | None = None, mixed_adapters: bool = False):
         self.pool = pool
+        # Rows of different adapters on one base decode in one batch (PEFT's adapter_names per row)
+        # instead of one batch per adapter: a shadow candidate's rows ride with production's.
+        self.mixed_adapters = mixed_adapters
         self.threads = threads
         self.batch_wait_s = batch_wait_ms / 1000
         self.max_batch_size = max_batch_size
@@ -151,7 +154,8 @@ class Engine:
             while (batch := self._next_batch()) is not None:
                 groups: dict[tuple[str, str | None], list[_Request]] = {}
                 for request in batch:
-                    groups.setdefault((request.model.base, request.model.adapter_path), []).append(request)
+                    adapter = None if self.mixed_adapters else request.model.adapter_path
+                    groups.setdefault((request.model.base, adapter), []).append(request)
                 for requests in groups.values():
                     self._generate_group(requests)
 
@@ -174,7 +178,9 @@ class Engine:
 
     def _generate_group(self, requests: list[_Request]) -> None:
         try:
-            with self.pool.use(requests[0].model) as (model, tokenizer):
+            mixed = len({r.model.adapter_path for r in requests}) > 1
+            using = self.pool.use_mixed([r.model for r in requests]) if mixed else self.pool.use(requests[0].model)
+            with using as (model, tokenizer, *adapters):
                 prompts = []
                 for request in list(requests):
                     try:
@@ -183,12 +189,14 @@ class Engine:
                         request.generation.emit("error", exc)
                         requests.remove(request)
                 if requests:
-                    self._decode(model, tokenizer, requests, prompts)
+                    names = [adapters[0][r.model.adapter_path] for r in requests] if mixed else None
+                    self._decode(model, tokenizer, requests, prompts, names)
         except Exception as exc:  # noqa: BLE001 - every waiting client must hear of it
             for request in requests:
                 request.generation.emit("error", exc)
 
-    def _decode(self, model: Any, tokenizer: Any, requests: list[_Request], prompts: list[list[int]]) -> None:
+    def _decode(self, model: Any, tokenizer: Any, requests: list[_Request], prompts: list[list[int]],
+                adapter_names: list[str] | None = None) -> None:
         import torch
         from transformers import DynamicCache
 
@@ -204,8 +212,9 @@ class Engine:
         rows = [_Row(r, len(p), _generator(r.sampling.seed)) for r, p in zip(requests, prompts)]
         end_ids = set(stop_token_ids(tokenizer, model.generation_config))
         cache = DynamicCache(config=model.config)
+        per_row = {"adapter_names": adapter_names} if adapter_names else {}
         logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
-                       use_cache=True, logits_to_keep=1).logits[:, -1, :]
+                       use_cache=True, logits_to_keep=1, **per_row).logits[:, -1, :]
         while rows:
             next_ids = _sample(logits.float(), rows)
             for row, token in zip(rows, next_ids.tolist()):
@@ -220,10 +229,12 @@ class Engine:
                 index = torch.tensor(keep, device=device)
                 cache.batch_select_indices(index)
                 rows, mask, positions, next_ids = [rows[i] for i in keep], mask[index], positions[index], next_ids[index]
+                if per_row:
+                    per_row = {"adapter_names": [per_row["adapter_names"][i] for i in keep]}
             mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
             positions = positions[:, -1:] + 1
             logits = model(input_ids=next_ids[:, None].to(device), attention_mask=mask, position_ids=positions,
-                           cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
+                           cache=cache, use_cache=True, logits_to_keep=1, **per_row).logits[:, -1, :]
 
     def _advance(self, row: _Row, token: int, end_ids: set[int], tokenizer: Any) -> None:
         sampling = row.request.sampling
