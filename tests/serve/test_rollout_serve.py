@@ -145,6 +145,12 @@ def test_promote_changes_what_the_name_serves_and_a_restart_loses_nothing(setup,
             assert time.monotonic() < deadline, "the promotion never reached the server"
             time.sleep(0.1)
         last_id = _ask(client, "bot", PROMPTS[1])[2]
+        gemini = httpx.post(f"{url}/v1beta/models/bot:generateContent",  # the Gemini API routes the name too
+                            json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                                  "generationConfig": {"maxOutputTokens": 2}})
+        assert gemini.status_code == 200 and gemini.json()["modelVersion"] == "bot"
+        assert gemini.headers["x-tunesmith-served-by"] == tuned.id
+        assert gemini.headers["x-tunesmith-request-id"] == gemini.json()["responseId"]
         state.log.flush()
     before = len(list_served_requests(model="bot"))
     with start(models) as (url, state):  # a new server over the same store
