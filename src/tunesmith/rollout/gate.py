@@ -45,7 +45,7 @@ from .sequential import (
 )
 
 _HEADLINE = {"label": "correct", "template": "field_accuracy", "free-text": "rougeL"}
-_METRIC_WORDS = {"label": "accuracy", "template": "field accuracy", "free-text": "ROUGE-L", "score": "mean score",
+_METRIC_WORDS = {"answer": "answer agreement", "label": "accuracy", "template": "field accuracy", "free-text": "ROUGE-L", "score": "mean score",
                  "thumbs": "thumbs-up rate"}
 P95_SHARE = 0.05  # by definition, 5% of requests are slower than the p95
 SRM_ALERT_P = 0.001  # GrowthBook's default threshold for a sample-ratio mismatch
@@ -134,12 +134,12 @@ def _quality(deployment: Deployment, production: list[ServedRequest], candidate:
     alpha, planned_n = settings.get("alpha", 0.05), settings.get("planned_n", 1000)
     if deployment.mode == "shadow":
         if metric != "answer":
-            return None, metric, "pairs", 0  # the caller never saw the candidate's answer
+            return None, _METRIC_WORDS[metric], "pairs", 0  # the caller never saw the candidate's answer
         shadows = {r.pair_id: r for r in candidate if r.pair_id}
         pairs = [(p, shadows[p.request_id], feedback[p.request_id]["answer"]) for p in production
                  if p.request_id in shadows and "answer" in feedback.get(p.request_id, {})]
         if not pairs:
-            return None, "answer", "pairs", 0
+            return None, _METRIC_WORDS["answer"], "pairs", 0
         scorer = choose_scorer([a for _, _, a in pairs])
         diffs = [_answer_value(scorer, s, a) - _answer_value(scorer, p, a) for p, s, a in pairs]
         return mean_cs(diffs, alpha, planned_n), _metric_name(scorer.kind), "pairs", len(pairs)
@@ -147,7 +147,7 @@ def _quality(deployment: Deployment, production: list[ServedRequest], candidate:
     labeled = [(r, feedback[r.request_id]) for r in production + candidate if r.request_id in feedback]
     labeled = [(r, f) for r, f in labeled if (metric == "answer" and "answer" in f) or metric in f]
     if not labeled:
-        return None, metric if metric != "answer" else "answer", "requests", 0
+        return None, _METRIC_WORDS[metric], "requests", 0
     scorer = choose_scorer([f["answer"] for _, f in labeled]) if metric == "answer" else None
     for request, given in labeled:
         if metric == "answer":
@@ -240,7 +240,7 @@ def _decide(deployment: Deployment, quality: Interval | None, metric: str, unit:
             evidence: dict[str, Any], requests: int) -> tuple[str, str]:
     delta = deployment.settings.get("delta", 0.0)
     level = 1 - deployment.settings.get("alpha", 0.05)
-    names = f"{_shown(deployment.candidate)} − {_shown(deployment.production)}"
+    names = f"{model_label(deployment.candidate)} − {model_label(deployment.production)}"
     guard_text = _guardrail_text(guardrails)
     srm = evidence.get("sample_ratio") or {}
     srm_text = (f" Warning: sample-ratio mismatch (χ² p = {srm['p_value']:.2g}): the split is off."
@@ -254,7 +254,7 @@ def _decide(deployment: Deployment, quality: Interval | None, metric: str, unit:
                             + srm_text)
     if quality is None or not np.isfinite(quality.low):
         n = quality.n if quality else 0
-        return "keep", (f"Keep collecting: {n} labeled {unit} so far, too few for a {metric} difference "
+        return "keep", (f"Keep collecting: {n} labeled {unit} so far, too few to measure the {metric} difference "
                         f"(feedback with answers or labels on requests to {deployment.name} is what the gate needs); "
                         f"{guard_text}.{srm_text}")
     numbers = (f"{names} {metric} is {quality.estimate:+.3f} ({level:.0%} confidence sequence "
@@ -272,7 +272,7 @@ def _decide(deployment: Deployment, quality: Interval | None, metric: str, unit:
     return "keep", f"Keep collecting: {numbers}; {more}; {guard_text}.{srm_text}"
 
 
-def _shown(ref: str) -> str:
+def model_label(ref: str) -> str:
     """A model as people name it: its registry alias when it has one."""
     try:
         return get_model(ref).name or ref
