@@ -89,6 +89,8 @@ def gate(name: str) -> GateResult:
     deployment = get_deployment(name)
     if deployment.status != "running":
         return GateResult(name, "idle", f"{name} serves {deployment.production}; no rollout is running.")
+    # Answers logged without text (a server run with --no-log) cannot be scored: they count for
+    # the guardrails but not for quality.
     rows = rollout_requests(deployment.rollout_id)
     caller = [r for r in rows if r.route in ("production", "candidate")]
     feedback = feedback_for([r.request_id for r in caller if r.request_id])
@@ -137,7 +139,8 @@ def _quality(deployment: Deployment, production: list[ServedRequest], candidate:
             return None, _METRIC_WORDS[metric], "pairs", 0  # the caller never saw the candidate's answer
         shadows = {r.pair_id: r for r in candidate if r.pair_id}
         pairs = [(p, shadows[p.request_id], feedback[p.request_id]["answer"]) for p in production
-                 if p.request_id in shadows and "answer" in feedback.get(p.request_id, {})]
+                 if p.request_id in shadows and "answer" in feedback.get(p.request_id, {})
+                 and _scorable(p) and _scorable(shadows[p.request_id])]
         if not pairs:
             return None, _METRIC_WORDS["answer"], "pairs", 0
         scorer = choose_scorer([a for _, _, a in pairs])
@@ -145,7 +148,7 @@ def _quality(deployment: Deployment, production: list[ServedRequest], candidate:
         return mean_cs(diffs, alpha, planned_n), _metric_name(scorer.kind), "pairs", len(pairs)
     values: dict[str, list[float]] = {"production": [], "candidate": []}
     labeled = [(r, feedback[r.request_id]) for r in production + candidate if r.request_id in feedback]
-    labeled = [(r, f) for r, f in labeled if (metric == "answer" and "answer" in f) or metric in f]
+    labeled = [(r, f) for r, f in labeled if metric in f and (metric != "answer" or _scorable(r))]
     if not labeled:
         return None, _METRIC_WORDS[metric], "requests", 0
     scorer = choose_scorer([f["answer"] for _, f in labeled]) if metric == "answer" else None
@@ -158,6 +161,10 @@ def _quality(deployment: Deployment, production: list[ServedRequest], candidate:
     name = _metric_name(scorer.kind) if scorer else _METRIC_WORDS[metric]
     interval = two_sample_cs(values["production"], values["candidate"], alpha, planned_n)
     return interval, name, "requests", len(labeled)
+
+
+def _scorable(request: ServedRequest) -> bool:
+    return request.status_code != 200 or request.output_text is not None
 
 
 def _answer_value(scorer, request: ServedRequest, answer: str) -> float:
