@@ -263,3 +263,36 @@ def test_cli_round_trip_and_exit_code_2_for_bad_input(models):
     assert [d["status"] for d in listed] == ["running"]
     promoted = runner.invoke(cli_app, ["rollout", "promote", "bot", "--json"])
     assert json.loads(promoted.stdout)["decision"] == "promote"
+
+
+# --- Shadow pairs to human rating ---------------------------------------------------------
+
+
+def test_shadow_pairs_become_a_blind_rating_task(models):
+    from tunesmith.rollout.rating import rate_shadow_pairs
+    from tunesmith.store.queries import get_rating_task, rating_items
+
+    create_deployment("bot", "prod-v1")
+    with pytest.raises(BadInputError, match="no shadow rollout"):
+        rate_shadow_pairs("bot", ["ana"])
+    rollout = start_rollout("bot", "cand-v2", "shadow").rollout_id
+    with pytest.raises(BadInputError, match="no answered pairs"):
+        rate_shadow_pairs("bot", ["ana"])
+    rows = []
+    for i in range(6):
+        turns = {"turns": [{"role": "user", "text": f"ticket {i}"}]}
+        rows.append({"request_id": f"r{i}", "pair_id": f"r{i}", "deployment": "bot", "rollout_id": rollout,
+                     "route": "production", "output_text": f"old {i}", "input_messages": turns})
+        rows.append({"request_id": f"r{i}.shadow", "pair_id": f"r{i}", "deployment": "bot", "rollout_id": rollout,
+                     "route": "shadow", "output_text": f"new {i}", "input_messages": turns,
+                     "status_code": 500 if i == 5 else 200})  # a failed shadow answer is no pair to rate
+    log_requests(rows)
+    created = rate_shadow_pairs("bot", ["ana", "ben"], items=4, seed=1)
+    task = get_rating_task(created.task.id)
+    assert task.models["labels"] == {"production": "prod-v1", "candidate": "cand-v2"}
+    assert task.settings["source"] == {"rollout": rollout, "deployment": "bot"}
+    items = rating_items(task.id)
+    assert len(items) == 4 and all(i.example_id in {f"r{n}" for n in range(5)} for i in items)
+    assert all(i.first_output == f"old {i.example_id[1:]}" and i.second_output == f"new {i.example_id[1:]}"
+               and i.input_text == f"ticket {i.example_id[1:]}" for i in items)
+    assert [name for name, _ in created.links] == ["ana", "ben"] and all("/rate/" in link for _, link in created.links)

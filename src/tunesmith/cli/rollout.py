@@ -127,6 +127,25 @@ def history_command(name: str, json_out: bool = JSON_OPTION) -> None:
         print(f"{event.time:%Y-%m-%d %H:%M:%S}  {event.kind:9} {event.message}")
 
 
+@app.command("rate")
+def rate_command(
+    name: str,
+    raters: str = typer.Option(..., "--raters", help="comma-separated rater names"),
+    items: Optional[int] = typer.Option(None, "--items", help="pairs to rate at most (seeded sample; default all)"),
+    mode: str = typer.Option("pairwise", "--mode", help="pairwise, scale or both"),
+    overlap: float = typer.Option(0.2, "--overlap", help="share of pairs rated by two raters (agreement)"),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Send a shadow rollout's pairs to blind human rating: one private link per rater (`tunesmith ui` serves them)."""
+    from ..rollout.rating import rate_shadow_pairs
+
+    created = rate_shadow_pairs(name, raters.split(","), items=items, mode=mode, overlap=overlap)
+    links = dict(created.links)
+    _print({"task": created.task.id, "links": links, "warnings": created.warnings}, json_out,
+           "\n".join([f"rating task {created.task.id}", *(f"{r}: {link}" for r, link in links.items()),
+                      *(f"warning: {w}" for w in created.warnings)]))
+
+
 @app.command("label")
 def label_command(name: str, file: Path, json_out: bool = JSON_OPTION) -> None:
     """Import labels for requests to NAME: JSONL, one {"request_id", "label" | "answer" | "score" | "thumbs"} a line."""
