@@ -296,3 +296,13 @@ def test_shadow_pairs_become_a_blind_rating_task(models):
     assert all(i.first_output == f"old {i.example_id[1:]}" and i.second_output == f"new {i.example_id[1:]}"
                and i.input_text == f"ticket {i.example_id[1:]}" for i in items)
     assert [name for name, _ in created.links] == ["ana", "ben"] and all("/rate/" in link for _, link in created.links)
+    # two raters prefer the candidate's answers: the gate reports it beside its own numbers
+    from tunesmith.evaluate.human.rating import next_item, submit
+
+    for _, link in created.links:
+        token = link.rsplit("/", 1)[1]
+        while (item := next_item(token)["item"]) is not None:
+            submit(token, item["n"], choice="left" if item["left"].startswith("new") else "right")
+    result = gate("bot")
+    assert result.evidence["human"]["task"] == task.id
+    assert "People: Raters preferred cand-v2 on 100% of 4 inputs" in result.sentence

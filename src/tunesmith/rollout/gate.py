@@ -30,9 +30,10 @@ import numpy as np
 
 from ..data.checks.format_drift import dominant_signature, template_from_signature
 from ..errors import BadInputError
+from ..evaluate.human.results import task_results
 from ..evaluate.metrics import choose_scorer, score
 from ..store.deployments import feedback_for, get_deployment, rollout_requests
-from ..store.queries import get_model
+from ..store.queries import get_model, list_rating_tasks, task_ratings
 from ..store.schema import Deployment, ServedRequest
 from . import deployments as deployments_module
 from .sequential import (
@@ -108,6 +109,10 @@ def gate(name: str) -> GateResult:
     if deployment.mode == "ab":
         evidence["sample_ratio"] = _sample_ratio(deployment, production, candidate)
     decision, sentence = _decide(deployment, quality, metric, unit, guardrails, evidence, len(caller))
+    human = _human_verdict(deployment.rollout_id)
+    if human is not None:  # reported beside the gate, not part of it: a bootstrap interval is no confidence sequence
+        evidence["human"] = human
+        sentence = f"{sentence} People: {human['verdict_text']}"
     return GateResult(name, decision, sentence, evidence)
 
 
@@ -119,6 +124,16 @@ def apply_gate(name: str) -> GateResult:
     elif result.decision == "rollback":
         deployments_module.rollback(name, sentence=result.sentence, evidence=result.evidence, automatic=True)
     return result
+
+
+def _human_verdict(rollout_id: str) -> dict[str, Any] | None:
+    """The newest rating task of this rollout's shadow pairs with ratings (`tunesmith rollout rate`)."""
+    for task in list_rating_tasks(limit=1000):
+        source = (task.settings or {}).get("source")
+        if isinstance(source, dict) and source.get("rollout") == rollout_id and task_ratings(task.id):
+            results = task_results(task.id, resamples=1000)
+            return {"task": task.id, "verdict_text": results["verdict_text"], "pairwise": results["pairwise"]}
+    return None
 
 
 # --- Quality --------------------------------------------------------------------------
