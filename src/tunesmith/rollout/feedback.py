@@ -86,8 +86,10 @@ def import_labels(deployment: str, path: str | Path) -> int:
     if not rows:
         raise BadInputError(f"{path}: no labels in the file", 'one JSON object a line: {"request_id": ..., "label": ...}')
     with session_scope() as s:
-        owners = dict(s.execute(select(ServedRequest.request_id, ServedRequest.deployment)
-                                .where(ServedRequest.request_id.in_(list(lines_of)))).all())
+        ids, owners = list(lines_of), {}
+        for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+            owners.update(s.execute(select(ServedRequest.request_id, ServedRequest.deployment)
+                                    .where(ServedRequest.request_id.in_(ids[start:start + 500]))).all())
         for request_id, number in lines_of.items():
             if request_id not in owners:
                 raise BadInputError(f"{path}:{number}: no served request with the id {request_id!r}",

@@ -58,6 +58,7 @@ class DeploymentRouter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.refresh_errors = 0
+        self._reported: dict[str, str] = {}  # deployment -> the last resolving error printed
 
     def start(self) -> None:
         self.refresh()
@@ -90,7 +91,9 @@ class DeploymentRouter:
                     created_at=int(row.created_at.timestamp()))
             except TunesmithError as exc:
                 self.refresh_errors += 1
-                print(f"deployment {row.name}: {exc.message}", file=sys.stderr)
+                if self._reported.get(row.name) != exc.message:  # once per problem, not every refresh
+                    print(f"deployment {row.name}: {exc.message}", file=sys.stderr)
+                    self._reported[row.name] = exc.message
                 if row.name in self._live:
                     live[row.name] = self._live[row.name]
         self._live = live  # one assignment: a request sees the old table or the new one
