@@ -13,7 +13,7 @@ NPM_STAMP := node_modules/.installed-$(shell cat package-lock.json | cksum | cut
 VENDOR    := src/tunesmith/web/static/vendor
 VENDORED  := $(VENDOR)/htmx.min.js $(VENDOR)/uPlot.iife.min.js $(VENDOR)/uPlot.min.css
 
-.PHONY: venv web-assets chromium demo test test-fast bench clean
+.PHONY: venv web-assets chromium postgresql demo test test-fast bench clean
 
 venv: $(STAMP) web-assets
 
@@ -34,6 +34,11 @@ $(VENDOR)/uPlot.min.css: $(NPM_STAMP)
 chromium:
 	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
+# The replica tests start a throwaway PostgreSQL cluster with Debian's server binaries (as root in
+# CI; they skip with a message where the binaries are absent).
+postgresql:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql)
+
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -51,7 +56,7 @@ demo: venv
 
 # The floors' import contract first (pyproject.toml, [tool.importlinter]): a circle or an
 # upward import fails the build before any test runs.
-test: venv chromium
+test: venv chromium postgresql
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
@@ -64,6 +69,7 @@ bench: venv
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/ui.py
+	$(BIN)/python bench/rollout.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .hypothesis node_modules $(VENDOR) test-artifacts

@@ -74,12 +74,23 @@ _WHERE = {
     "ServeConfig": "tunesmith.serve.config",
     "serve": "tunesmith.serve.server",
     "serve_in_background": "tunesmith.serve.server",
+    # rollout
+    "create_deployment": "tunesmith.rollout.deployments",
+    "start_rollout": "tunesmith.rollout.deployments",
+    "stop_rollout": "tunesmith.rollout.deployments",
+    "promote": "tunesmith.rollout.deployments",
+    "rollback": "tunesmith.rollout.deployments",
+    "RolloutSettings": "tunesmith.rollout.deployments",
+    "rollout_status": "tunesmith.rollout.gate",
+    "record_feedback": "tunesmith.rollout.feedback",
+    "import_labels": "tunesmith.rollout.feedback",
     # errors
     "TunesmithError": "tunesmith.errors",
     "BadInputError": "tunesmith.errors",
 }
 # Public names that differ from the name in their module.
-_RENAMED = {"render_report": "render_terminal", "estimate_vertex_cost": "estimate", "resolve_model": "resolve"}
+_RENAMED = {"render_report": "render_terminal", "estimate_vertex_cost": "estimate", "resolve_model": "resolve",
+            "rollout_status": "gate"}
 
 __all__ = sorted(_WHERE) + ["__version__"]
 

@@ -12,7 +12,7 @@ import sys
 import typer
 
 from ..errors import TunesmithError
-from . import data, examples, jobs, models, rate
+from . import data, examples, jobs, models, rate, rollout
 from .evaluate import eval_command
 from .monitor import monitor_command
 from .plan import plan_command
@@ -32,6 +32,7 @@ app.add_typer(examples.app, name="examples")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(models.app, name="models")
 app.add_typer(rate.app, name="rate")
+app.add_typer(rollout.app, name="rollout")
 app.command("plan")(plan_command)
 app.command("train")(train_command)
 app.command("eval")(eval_command)

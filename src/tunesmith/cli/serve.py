@@ -21,6 +21,7 @@ def serve_command(
     max_tokens_cap: int = typer.Option(2048, min=1, help="largest max_tokens a request may ask for"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for generation (default: one per core; 1 can be faster on a busy machine)"),
+    mixed_adapters: bool = typer.Option(False, "--mixed-adapters", help="decode rows of different LoRA adapters on one base in one batch (a shadow candidate rides in the caller's batch)"),
 ) -> None:
     """Serve models over HTTP: OpenAI's /v1/chat/completions, Gemini's generateContent, /health and /metrics."""
     from ..errors import BadInputError
@@ -31,7 +32,8 @@ def serve_command(
     config = ServeConfig(models=models or [], host=host, port=port, api_key=api_key, log_requests=not no_log,
                          max_adapters=max_adapters, memory_budget_gb=memory_budget_gb, max_batch_size=max_batch_size,
                          max_tokens_cap=max_tokens_cap, device=device, threads=threads,
-                         engine="llama.cpp" if engine == "llama.cpp" else "local", llama_server=llama_server)
+                         engine="llama.cpp" if engine == "llama.cpp" else "local", llama_server=llama_server,
+                         mixed_adapters=mixed_adapters)
     config.check_binding()
     if engine == "vllm":
         from ..serve.vllm import check_vllm_can_run

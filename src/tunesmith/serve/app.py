@@ -11,12 +11,13 @@ the server keeps serving.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from ..errors import TunesmithError
 from . import gemini_api, openai_api
 from .auth import OPEN_PATHS, check_key
 from .chat import ChatCall, Limits
+from .deployments import DeploymentRouter, Route
 from .engine import Engine, Generation, Result
 from .llamacpp import LlamaCppEngine, find_llama_server, gguf_file
 from .errors import ApiError, api_of_path, error_body
@@ -54,6 +56,8 @@ class ServerState:
     log: RequestLog
     metrics: Metrics
     api_key: str | None
+    router: DeploymentRouter
+    shadow_tasks: set[asyncio.Task] = field(default_factory=set)  # shadow calls in flight (kept from the GC)
 
     def lookup(self, name: str) -> ServedModel:
         if name not in self.by_name:
@@ -76,19 +80,24 @@ def create_app(config: ServeConfig, models: list[ServedModel] | None = None) -> 
     else:
         pool = ModelPool(config.max_adapters, config.memory_budget_gb, config.device, config.dtype, metrics)
         engine = Engine(pool, batch_wait_ms=config.batch_wait_ms, max_batch_size=config.max_batch_size,
-                        metrics=metrics, threads=config.threads)
+                        metrics=metrics, threads=config.threads, mixed_adapters=config.mixed_adapters)
     state = ServerState(
         config=config, models=models, by_name={n: m for m in models for n in m.names}, engine=engine,
         proxy=Proxy(), log=RequestLog(log_text=config.log_requests), metrics=metrics, api_key=config.resolved_api_key(),
+        router=DeploymentRouter(config.deployments_refresh_s, config.auto_gate_s),
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.log.start()
         state.engine.start()
+        state.router.start()
         try:
             yield
         finally:
+            state.router.stop()
+            for task in list(state.shadow_tasks):  # a shadow answer still generating is not waited for
+                task.cancel()
             state.proxy.stop()
             state.engine.stop()
             state.log.stop()
@@ -118,7 +127,13 @@ def create_app(config: ServeConfig, models: list[ServedModel] | None = None) -> 
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
-        return openai_api.model_list(state.models)
+        listing = openai_api.model_list(state.models)
+        listing["data"] += state.router.model_entries()
+        return listing
+
+    @app.post("/v1/feedback")
+    async def feedback(request: Request) -> Response:
+        return await _feedback(state, request)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
@@ -148,25 +163,30 @@ async def _chat(state: ServerState, request: Request, api: ModuleType, path_mode
     call: ChatCall | None = None
     served: ServedModel | None = None
     request_id = f"{'chatcmpl' if api is openai_api else 'resp'}-{secrets.token_hex(12)}"
+    route: Route | None = None
     try:
         body = await _read_json(request, state.config.max_body_bytes)
         call = api.parse(body, Limits(state.config.default_max_tokens, state.config.max_tokens_cap), path_model)
-        served = state.lookup(call.model)
+        route = state.router.route(call.model, _subject(request, body), request_id)
+        served = route.served if route else state.lookup(call.model)
+        headers = {"X-Tunesmith-Request-Id": request_id, "X-Tunesmith-Served-By": served.model_id or served.name}
         streaming = sse if sse is not None else call.stream
         if served.remote is not None:
             generation = state.proxy.submit(served.remote, call.system, call.turns, call.sampling, streaming)
         else:
             generation = state.engine.submit(served, call.system, call.turns, call.sampling)
+        if route is not None and _shadow_rides_along(state, served, route):
+            _start_shadow(state, api, call, route, request_id)  # queued with the caller's row: one mixed batch
         first = await _first_event(generation)  # an error before the first token still gets its status
         if streaming:
-            return StreamingResponse(_stream(state, api, call, served, generation, first, started, request_id),
-                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+            return StreamingResponse(_stream(state, api, call, served, generation, first, started, request_id, route),
+                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache", **headers})
         result = first if isinstance(first, Result) else await generation.result()
-        _done(state, api, call, served, started, result)
+        _done(state, api, call, served, started, result, route=route, request_id=request_id)
         answer = api.response(call, result, request_id)
-        return JSONResponse([answer] if array else answer)
+        return JSONResponse([answer] if array else answer, headers=headers)
     except ApiError as exc:
-        _done(state, api, call, served, started, None, exc)
+        _done(state, api, call, served, started, None, exc, route=route, request_id=request_id)
         return JSONResponse(error_body(api.API, exc), status_code=exc.status)
 
 
@@ -178,7 +198,7 @@ async def _first_event(generation: Generation) -> str | Result:
 
 
 async def _stream(state: ServerState, api: ModuleType, call: ChatCall, served: ServedModel, generation: Generation,
-                  first: str | Result, started: float, request_id: str) -> AsyncIterator[bytes]:
+                  first: str | Result, started: float, request_id: str, route: Route | None) -> AsyncIterator[bytes]:
     result: Result | None = None
     logged = False
     try:
@@ -193,17 +213,18 @@ async def _stream(state: ServerState, api: ModuleType, call: ChatCall, served: S
             kind, item = await generation.next_event()
             if kind == "error":
                 raise _as_api_error(item)
-        _done(state, api, call, served, started, result)
+        _done(state, api, call, served, started, result, route=route, request_id=request_id)
         logged = True
     except ApiError as exc:  # the status line is sent already: report it in the stream
-        _done(state, api, call, served, started, None, exc)
+        _done(state, api, call, served, started, None, exc, route=route, request_id=request_id)
         logged = True
         yield api.stream_error(exc)
     finally:
         if result is None:  # the client left (or the engine failed): stop generating for it
             generation.cancelled = True
         if not logged:
-            _done(state, api, call, served, started, None, ApiError(CLIENT_CLOSED, "the client closed the stream"))
+            _done(state, api, call, served, started, None, ApiError(CLIENT_CLOSED, "the client closed the stream"),
+                  route=route, request_id=request_id)
 
 
 def _as_api_error(exc: BaseException) -> ApiError:
@@ -233,17 +254,26 @@ async def _read_json(request: Request, limit: int) -> dict[str, Any]:
 
 
 def _done(state: ServerState, api: ModuleType, call: ChatCall | None, served: ServedModel | None, started: float,
-          result: Result | None, error: ApiError | None = None) -> None:
-    """Log and count a finished request, answered (`result`) or refused (`error`)."""
+          result: Result | None, error: ApiError | None = None, *, route: Route | None = None,
+          request_id: str | None = None) -> None:
+    """Log and count a finished request, answered (`result`) or refused (`error`); a shadowed
+    request's copy goes to the candidate now that the caller has its answer."""
     latency_s = time.monotonic() - started
     status = error.status if error else 200
+    shadowed = route is not None and route.shadow is not None and call is not None
     state.log.record(
-        api=api.API, model=call.model if call else "", model_id=served.model_id if served else None, status_code=status,
+        request_id=request_id, deployment=route.deployment if route else None,
+        rollout_id=route.rollout_id if route else None, subject=route.subject if route else None,
+        route=route.arm if route and route.rollout_id else None, pair_id=request_id if shadowed else None,
+        api=api.API, model=call.model if call else "", status_code=status,
+        model_id=(served.model_id or (served.name if route else None)) if served else None,
         latency_s=latency_s, prompt_tokens=result.prompt_tokens if result else None,
         completion_tokens=result.completion_tokens if result else None,
         system=call.system if call else None, turns=call.turns if call else None,
         output=result.text if result else None, error=error.message if error else None,
     )
+    if shadowed and not _shadow_rides_along(state, served, route):
+        _start_shadow(state, api, call, route, request_id)
     model = served.name if served else ""  # metric labels: served names only, never what a client made up
     _count(state, api.API, model, status)
     if result is not None:
@@ -255,3 +285,69 @@ def _done(state: ServerState, api: ModuleType, call: ChatCall | None, served: Se
 def _count(state: ServerState, api: str, model: str, status: int) -> None:
     state.metrics.inc("tunesmith_requests_total", "Requests by API, model and HTTP status.", api=api, model=model,
                       status=str(status))
+
+
+def _subject(request: Request, body: dict[str, Any]) -> str | None:
+    """Who is asking, for sticky A/B assignment: the X-Tunesmith-Subject header, else OpenAI's `user`."""
+    subject = request.headers.get("x-tunesmith-subject") or body.get("user")
+    return subject if isinstance(subject, str) and subject.strip() else None
+
+
+def _shadow_rides_along(state: ServerState, served: ServedModel | None, route: Route) -> bool:
+    """Whether the shadow copy is queued with the caller's request (one mixed-adapter batch on a shared
+    base) rather than after the caller has its answer (its own batch would hold up the next callers)."""
+    shadow = route.shadow
+    return (shadow is not None and served is not None and state.engine.mixed_adapters and served.remote is None
+            and shadow.remote is None and shadow.base == served.base)
+
+
+def _start_shadow(state: ServerState, api: ModuleType, call: ChatCall, route: Route, request_id: str) -> None:
+    task = asyncio.get_running_loop().create_task(_shadow(state, api, call, route, request_id))
+    state.shadow_tasks.add(task)
+    task.add_done_callback(state.shadow_tasks.discard)
+
+
+async def _shadow(state: ServerState, api: ModuleType, call: ChatCall, route: Route, request_id: str) -> None:
+    """The candidate answers a copy of the caller's request; logged as the pair's other half, never
+    returned. A failure is logged as such and goes nowhere else."""
+    candidate = route.shadow
+    started = time.monotonic()
+    result, error = None, None
+    try:
+        if candidate.remote is not None:
+            generation = state.proxy.submit(candidate.remote, call.system, call.turns, call.sampling, False)
+        else:
+            generation = state.engine.submit(candidate, call.system, call.turns, call.sampling)
+        result = await generation.result()
+    except asyncio.CancelledError:
+        error = ApiError(CLIENT_CLOSED, "the server stopped before the shadow answer ended")
+    except Exception as exc:  # noqa: BLE001 - whatever the candidate does, the caller never sees it
+        error = _as_api_error(exc)
+    state.log.record(
+        api=api.API, model=call.model, model_id=candidate.model_id or candidate.name, route="shadow",
+        status_code=error.status if error else 200, latency_s=time.monotonic() - started,
+        prompt_tokens=result.prompt_tokens if result else None,
+        completion_tokens=result.completion_tokens if result else None, system=call.system, turns=call.turns,
+        output=result.text if result else None, error=error.message if error else None,
+        request_id=f"{request_id}.shadow", deployment=route.deployment, rollout_id=route.rollout_id,
+        subject=route.subject, pair_id=request_id,
+    )
+    _count(state, api.API, route.deployment + ":shadow", error.status if error else 200)
+
+
+async def _feedback(state: ServerState, request: Request) -> Response:
+    """POST /v1/feedback: a score, thumbs or the correct answer for a request this server answered."""
+    from ..rollout.feedback import record_feedback
+    from ..store.deployments import UnknownRequestError
+
+    try:
+        body = await _read_json(request, state.config.max_body_bytes)
+        await asyncio.to_thread(state.log.flush)  # the request being rated may still be on its way to the store
+        row = await asyncio.to_thread(record_feedback, body)
+    except ApiError as exc:
+        return JSONResponse(error_body("openai", exc), status_code=exc.status)
+    except UnknownRequestError as exc:
+        return JSONResponse(error_body("openai", ApiError(404, exc.message, param="request_id")), status_code=404)
+    except TunesmithError as exc:
+        return JSONResponse(error_body("openai", ApiError(400, exc.message)), status_code=400)
+    return JSONResponse({"object": "feedback", **row})

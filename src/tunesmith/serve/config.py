@@ -39,6 +39,13 @@ class ServeConfig(BaseModel):
     # binary, default: the one on PATH). `tunesmith serve --engine vllm` hands over to vLLM instead.
     engine: Literal["local", "llama.cpp"] = "local"
     llama_server: str | None = None
+    # Rows of different LoRA adapters on one base decode in one batch (PEFT's mixed-adapter batches);
+    # a shadow candidate that shares production's base then answers in the caller's batch.
+    mixed_adapters: bool = False
+    # Rollout: how often deployments are read again from the store (a change reaches a running
+    # server within this time), and how often a rollout started with --auto asks the gate.
+    deployments_refresh_s: float = Field(2.0, gt=0)
+    auto_gate_s: float = Field(10.0, gt=0)
 
     def resolved_api_key(self) -> str | None:
         return self.api_key or os.environ.get(API_KEY_ENV) or None

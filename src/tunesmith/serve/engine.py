@@ -1,9 +1,11 @@
 """The generation engine: one thread that owns the models and decodes with continuous batching.
 
 Requests wait in a queue. Each model (base and adapter) has at most one running batch over a
-shared KV cache. Between decoding steps, newcomers are prefilled together and join their
-model's batch (their cache rows stacked onto it), finished rows leave at once, and every
-running batch takes one step in turn; nobody waits for a batch to end. Each row keeps its
+shared KV cache; with `mixed_adapters`, all models on one base share one batch, each row
+with its own adapter (PEFT's `adapter_names`). Between decoding steps, newcomers are
+prefilled together and join their model's batch (their cache rows stacked onto it),
+finished rows leave at once, and every running batch takes one step in turn; nobody waits
+for a batch to end. Each row keeps its
 own sampling: temperature (0 is greedy), top-p and a seed for its own random generator, so
 a seeded request gives the same text alone or in a batch. A row stops at the end-of-turn
 token, at a stop sequence (cut from the text), or at its `max_tokens`.
@@ -23,7 +25,8 @@ import queue
 import random
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -119,7 +122,6 @@ class _Batch:
     every row's newest token sits in the last column and one forward step extends every row;
     `mask` marks the real tokens and `positions` holds each row's newest position."""
 
-    served: ServedModel
     rows: list[_Row]
     cache: Any  # a transformers DynamicCache: keys and values [rows, heads, columns, head_dim] per layer
     mask: torch.Tensor  # [rows, columns]
@@ -172,8 +174,11 @@ class _Batch:
 
 class Engine:
     def __init__(self, pool: ModelPool, batch_wait_ms: float = 5.0, max_batch_size: int = 16,
-                 metrics: Metrics | None = None, threads: int | None = None):
+                 metrics: Metrics | None = None, threads: int | None = None, mixed_adapters: bool = False):
         self.pool = pool
+        # Rows of different adapters on one base decode in one batch (PEFT's adapter_names per row)
+        # instead of one batch per adapter: a shadow candidate's rows ride with production's.
+        self.mixed_adapters = mixed_adapters
         self.threads = threads
         self.batch_wait_s = batch_wait_ms / 1000
         self.max_batch_size = max_batch_size
@@ -246,7 +251,7 @@ class Engine:
         it has room: newcomers join between decoding steps instead of waiting for it to end."""
         newcomers: dict[tuple[str, str | None], list[_Request]] = {}
         for request in list(waiting):
-            key = (request.model.base, request.model.adapter_path)
+            key = (request.model.base, None if self.mixed_adapters else request.model.adapter_path)
             batch = batches.get(key)
             running = 0 if batch is None else len(batch.rows) if batch.joinable else self.max_batch_size
             if running + len(newcomers.get(key, [])) < self.max_batch_size:
@@ -267,11 +272,10 @@ class Engine:
         import torch
         from transformers import DynamicCache
 
-        served = requests[0].model
         try:
-            with self.pool.use(served) as (model, tokenizer):
-                rows, prompts = [], []
-                for request in requests:
+            with self._loaded([r.model for r in requests]) as (model, tokenizer, adapter_names):
+                rows, prompts, names = [], [], []
+                for i, request in enumerate(requests):
                     try:
                         prompt = _encode(request, tokenizer, model.config)
                     except ApiError as exc:
@@ -279,20 +283,33 @@ class Engine:
                         continue
                     prompts.append(prompt)
                     rows.append(_Row(request, len(prompt), _generator(request.sampling.seed)))
+                    names.append(adapter_names[i] if adapter_names else None)
                 if not rows:
                     return None
                 input_ids, mask = left_padded(prompts, pad_token_id(tokenizer, model.generation_config))
                 input_ids, mask = input_ids.to(model.device), mask.to(model.device)
                 positions = (mask.cumsum(-1) - 1).clamp(min=0)  # positions count real tokens only
                 cache = DynamicCache(config=model.config)
+                per_row = {"adapter_names": names} if adapter_names else {}
                 logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
-                               use_cache=True, logits_to_keep=1).logits[:, -1, :]
+                               use_cache=True, logits_to_keep=1, **per_row).logits[:, -1, :]
                 end_ids = frozenset(stop_token_ids(tokenizer, model.generation_config))
-                return _Batch(served, rows, cache, mask, positions[:, -1:], logits, end_ids)
+                return _Batch(rows, cache, mask, positions[:, -1:], logits, end_ids)
         except Exception as exc:  # noqa: BLE001 - every waiting client must hear of it
             for request in requests:
                 request.generation.emit("error", exc)
             return None
+
+    @contextmanager
+    def _loaded(self, models: list[ServedModel]) -> Iterator[tuple[Any, Any, list[str] | None]]:
+        """The model and tokenizer for rows of these models (one base), and PEFT's adapter name
+        for each row when they mix adapters (None when one adapter, or none, serves them all)."""
+        if len({m.adapter_path for m in models}) > 1:
+            with self.pool.use_mixed(models) as (model, tokenizer, names):
+                yield model, tokenizer, [names[m.adapter_path] for m in models]
+        else:
+            with self.pool.use(models[0]) as (model, tokenizer):
+                yield model, tokenizer, None
 
     def _step(self, batch: _Batch) -> bool:
         """Pick each row's next token, let finished rows leave, and run one forward step for
@@ -303,7 +320,7 @@ class Engine:
             self.metrics.observe("tunesmith_batch_size", "Requests decoded together in one step.",
                                  len(batch.rows), BATCH_SIZE_BUCKETS)
         try:
-            with self.pool.use(batch.served) as (model, tokenizer):
+            with self._loaded([row.request.model for row in batch.rows]) as (model, tokenizer, adapter_names):
                 next_ids = _sample(batch.logits.float(), batch.rows)
                 for row, token in zip(batch.rows, next_ids.tolist()):
                     self._advance(row, token, batch.end_ids, tokenizer)
@@ -316,11 +333,13 @@ class Engine:
                 if len(keep) < len(batch.rows):
                     batch.select(keep)
                     next_ids = next_ids[torch.tensor(keep)]
+                    adapter_names = adapter_names and [adapter_names[i] for i in keep]
                 batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch.rows), 1))], dim=1)
                 batch.positions = batch.positions + 1
+                per_row = {"adapter_names": adapter_names} if adapter_names else {}
                 batch.logits = model(input_ids=next_ids[:, None].to(model.device), attention_mask=batch.mask,
                                      position_ids=batch.positions, cache=batch.cache, use_cache=True,
-                                     logits_to_keep=1).logits[:, -1, :]
+                                     logits_to_keep=1, **per_row).logits[:, -1, :]
                 return True
         except Exception as exc:  # noqa: BLE001 - every client in the batch must hear of it
             for row in batch.rows:

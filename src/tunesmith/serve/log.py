@@ -36,9 +36,11 @@ class RequestLog:
     def record(self, *, api: str, model: str, status_code: int, latency_s: float, model_id: str | None = None,
                route: str | None = None, prompt_tokens: int | None = None, completion_tokens: int | None = None,
                system: str | None = None, turns: list[Turn] | None = None, output: str | None = None,
-               error: str | None = None) -> None:
+               error: str | None = None, request_id: str | None = None, deployment: str | None = None,
+               rollout_id: str | None = None, subject: str | None = None, pair_id: str | None = None) -> None:
         row = dict(api=api, model=model, model_id=model_id, route=route, status_code=status_code,
-                   latency_s=latency_s, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, error=error)
+                   latency_s=latency_s, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, error=error,
+                   request_id=request_id, deployment=deployment, rollout_id=rollout_id, subject=subject, pair_id=pair_id)
         if self.log_text:
             row.update(system_text=system, output_text=output,
                        input_messages=None if turns is None else {"turns": [{"role": t.role, "text": t.text} for t in turns]})

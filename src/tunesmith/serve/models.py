@@ -125,6 +125,19 @@ class ModelPool:
         with context:
             yield base.model, base.tokenizer
 
+    @contextmanager
+    def use_mixed(self, served: list[ServedModel]) -> Iterator[tuple[PreTrainedModel, PreTrainedTokenizerBase, dict]]:
+        """One base with the adapters of every model in `served` loaded, for PEFT's mixed-adapter batch:
+        the model, its tokenizer, and adapter path -> PEFT adapter name ("__base__": no adapter)."""
+        base_name = served[0].base
+        base = self._base(base_name)
+        paths = sorted({m.adapter_path for m in served if m.adapter_path is not None})
+        names = {path: self._adapter(base_name, base, path) for path in paths}
+        if any(base.adapters.get(path) != name for path, name in names.items()):
+            raise TunesmithError(f"{len(paths)} adapters do not fit in this server's --max-adapters at once")
+        base.model.set_adapter(names[paths[0]])  # PEFT applies per-row adapters only with one enabled
+        yield base.model, base.tokenizer, {None: "__base__", **names}
+
     def loaded(self) -> dict[str, list[str]]:
         """Loaded bases and the adapter paths on each."""
         return {name: list(base.adapters) for name, base in self._bases.items()}

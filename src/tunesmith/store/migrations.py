@@ -351,3 +351,76 @@ def m004_model_family(op: Operations) -> None:
     with op.batch_alter_table("model_versions") as batch:
         batch.add_column(sa.Column("family", sa.String))
     op.create_index("ix_model_versions_family", "model_versions", ["family"])
+
+
+@migration
+def m005_rollout(op: Operations) -> None:
+    """Rollout: deployments with their history, feedback on served requests, decisions; served
+    requests learn the id the caller saw, the deployment, the rollout, the subject and the shadow pair."""
+    op.create_table(
+        "deployments",
+        sa.Column("name", sa.String, nullable=False),
+        sa.Column("production", sa.String, nullable=False),
+        sa.Column("candidate", sa.String),
+        sa.Column("mode", sa.String),
+        sa.Column("percent", sa.Float, nullable=False),
+        sa.Column("settings", sa.JSON, nullable=False),
+        sa.Column("status", sa.String, nullable=False),
+        sa.Column("rollout_id", sa.String),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name", name="pk_deployments"),
+    )
+    op.create_table(
+        "deployment_events",
+        sa.Column("id", sa.Integer, nullable=False),
+        sa.Column("deployment", sa.String, nullable=False),
+        sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("kind", sa.String, nullable=False),
+        sa.Column("message", sa.Text, nullable=False),
+        sa.Column("data", sa.JSON),
+        sa.PrimaryKeyConstraint("id", name="pk_deployment_events"),
+        sa.ForeignKeyConstraint(["deployment"], ["deployments.name"],
+                                name="fk_deployment_events_deployment_deployments", ondelete="CASCADE"),
+    )
+    op.create_index("ix_deployment_events_deployment", "deployment_events", ["deployment"])
+    op.create_table(
+        "feedback",
+        sa.Column("id", sa.Integer, nullable=False),
+        sa.Column("request_id", sa.String, nullable=False),
+        sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("score", sa.Float),
+        sa.Column("thumbs", sa.Integer),
+        sa.Column("answer", sa.Text),
+        sa.Column("source", sa.String, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_feedback"),
+    )
+    op.create_index("ix_feedback_request_id", "feedback", ["request_id"])
+    op.create_table(
+        "rollout_decisions",
+        sa.Column("id", sa.String, nullable=False),
+        sa.Column("deployment", sa.String, nullable=False),
+        sa.Column("rollout_id", sa.String),
+        sa.Column("decision", sa.String, nullable=False),
+        sa.Column("automatic", sa.Boolean, nullable=False),
+        sa.Column("production", sa.String, nullable=False),
+        sa.Column("candidate", sa.String),
+        sa.Column("production_model_id", sa.String),
+        sa.Column("candidate_model_id", sa.String),
+        sa.Column("sentence", sa.Text, nullable=False),
+        sa.Column("evidence", sa.JSON),
+        sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_rollout_decisions"),
+        sa.ForeignKeyConstraint(["deployment"], ["deployments.name"],
+                                name="fk_rollout_decisions_deployment_deployments", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["production_model_id"], ["model_versions.id"],
+                                name="fk_rollout_decisions_production_model_id_model_versions", ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["candidate_model_id"], ["model_versions.id"],
+                                name="fk_rollout_decisions_candidate_model_id_model_versions", ondelete="SET NULL"),
+    )
+    op.create_index("ix_rollout_decisions_deployment", "rollout_decisions", ["deployment"])
+    with op.batch_alter_table("served_requests") as batch:
+        for column in ("request_id", "deployment", "rollout_id", "subject", "pair_id"):
+            batch.add_column(sa.Column(column, sa.String))
+    op.create_index("ix_served_requests_request_id", "served_requests", ["request_id"])
+    op.create_index("ix_served_requests_deployment", "served_requests", ["deployment"])

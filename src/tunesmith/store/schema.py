@@ -235,7 +235,7 @@ class ServedRequest(Base):
     api: Mapped[str] = mapped_column(String)  # openai | gemini
     model: Mapped[str] = mapped_column(String)  # the name the client asked for
     model_id: Mapped[str | None] = mapped_column(String)  # the registry id it resolved to, if any
-    route: Mapped[str | None] = mapped_column(String)  # rollout arm (primary, shadow, a, b), if any
+    route: Mapped[str | None] = mapped_column(String)  # rollout arm: production, candidate (A/B) or shadow
     status_code: Mapped[int] = mapped_column(Integer)
     latency_s: Mapped[float | None] = mapped_column(Float)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
@@ -244,6 +244,11 @@ class ServedRequest(Base):
     input_messages: Mapped[JSONDict | None]  # {"turns": [{"role", "text"}]}; NULL with --no-log
     output_text: Mapped[str | None] = mapped_column(Text)  # NULL with --no-log
     error: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String, index=True)  # the id the caller saw (feedback names it)
+    deployment: Mapped[str | None] = mapped_column(String, index=True)  # the deployment name called, if any
+    rollout_id: Mapped[str | None] = mapped_column(String)  # the rollout running when it was served
+    subject: Mapped[str | None] = mapped_column(String)  # who asked: the A/B assignment unit
+    pair_id: Mapped[str | None] = mapped_column(String)  # shadow: the caller's request id on both rows of a pair
 
 
 # --- Human rating (evaluate/human) ---------------------------------------------------
@@ -332,4 +337,77 @@ class Rating(Base):
     left_score: Mapped[int | None] = mapped_column(Integer)  # 1-5; None in pairwise mode
     right_score: Mapped[int | None] = mapped_column(Integer)
     comment: Mapped[str | None] = mapped_column(Text)
+    time: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+# --- Rollout: deployments, their history, feedback and decisions (rollout/) -----------
+
+DEPLOYMENT_MODES = ("shadow", "ab")
+DEPLOYMENT_STATUSES = ("idle", "running")  # idle: the name serves production only
+DECISIONS = ("promote", "rollback", "keep")
+
+
+class Deployment(Base):
+    """A stable name clients call, routed to a production model and, while a rollout runs, a candidate."""
+
+    __tablename__ = "deployments"
+
+    name: Mapped[str] = mapped_column(String, primary_key=True)
+    production: Mapped[str] = mapped_column(String)  # a registry id, or a base model reference
+    candidate: Mapped[str | None] = mapped_column(String)  # set while a rollout runs
+    mode: Mapped[str | None] = mapped_column(String)  # one of DEPLOYMENT_MODES while a rollout runs
+    percent: Mapped[float] = mapped_column(Float, default=0.0)  # A/B: share of subjects on the candidate
+    settings: Mapped[JSONDict]  # metric, guardrails, delta, alpha, seed, auto, planned_n
+    status: Mapped[str] = mapped_column(String)  # one of DEPLOYMENT_STATUSES
+    rollout_id: Mapped[str | None] = mapped_column(String)  # ro-...: the running (or last) rollout
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+
+class DeploymentEvent(Base):
+    """A line in a deployment's history: created, started, promoted, rolled back, stopped."""
+
+    __tablename__ = "deployment_events"
+    __table_args__ = (Index(None, "deployment"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment: Mapped[str] = mapped_column(String, ForeignKey("deployments.name", ondelete="CASCADE"))
+    time: Mapped[datetime] = mapped_column(default=utc_now)
+    kind: Mapped[str] = mapped_column(String)  # create, start, promote, rollback, stop
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[JSONDict | None]  # the deployment's fields after the change
+
+
+class Feedback(Base):
+    """What a caller or a labeler said about one served request (by the request id the caller saw)."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (Index(None, "request_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String)  # served_requests.request_id
+    time: Mapped[datetime] = mapped_column(default=utc_now)
+    score: Mapped[float | None] = mapped_column(Float)  # any number the caller scores with
+    thumbs: Mapped[int | None] = mapped_column(Integer)  # 1 up, 0 down
+    answer: Mapped[str | None] = mapped_column(Text)  # the correct answer or label
+    source: Mapped[str] = mapped_column(String)  # api, import
+
+
+class RolloutDecision(Base):
+    """A promote, rollback or keep, with the evidence it rested on, linked to the models it concerns."""
+
+    __tablename__ = "rollout_decisions"
+    __table_args__ = (Index(None, "deployment"),)
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)  # dc-20261125-141502-a1b2
+    deployment: Mapped[str] = mapped_column(String, ForeignKey("deployments.name", ondelete="CASCADE"))
+    rollout_id: Mapped[str | None] = mapped_column(String)
+    decision: Mapped[str] = mapped_column(String)  # one of DECISIONS
+    automatic: Mapped[bool]  # taken by the server's --auto gate
+    production: Mapped[str] = mapped_column(String)  # the model refs as they stood at the decision
+    candidate: Mapped[str | None] = mapped_column(String)
+    production_model_id: Mapped[str | None] = mapped_column(String, ForeignKey("model_versions.id", ondelete="SET NULL"))
+    candidate_model_id: Mapped[str | None] = mapped_column(String, ForeignKey("model_versions.id", ondelete="SET NULL"))
+    sentence: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[JSONDict | None]  # the gate's numbers: intervals, counts, guardrails
     time: Mapped[datetime] = mapped_column(default=utc_now)

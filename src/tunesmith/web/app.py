@@ -55,11 +55,12 @@ class Section:
 
 def default_sections() -> list[Section]:
     from . import rating
-    from .views import datasets, evals, jobs, models, monitor, overview
+    from .views import datasets, deployments, evals, jobs, models, monitor, overview
 
     # The rating pages are a rater's private link alone (no nav, no key: the link's token is the key).
     ratings = Section(rating.router, open_prefixes=("/rate/", "/rate-assets/"))
-    return [overview.SECTION, datasets.SECTION, jobs.SECTION, models.SECTION, evals.SECTION, monitor.SECTION, ratings]
+    return [overview.SECTION, datasets.SECTION, jobs.SECTION, models.SECTION, evals.SECTION, deployments.SECTION,
+            monitor.SECTION, ratings]
 
 
 def missing_assets() -> list[str]:

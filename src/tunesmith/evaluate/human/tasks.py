@@ -60,12 +60,15 @@ def create_task(*, raters: list[str], eval_run: str | None = None, models: list[
                 items: int | None = None, overlap: float = 0.2, overlap_raters: int = 2,
                 gold: str | Path | None = None, instructions: str | None = None, expires_days: float | None = None,
                 seed: int = 0, link_base: str | None = None, progress=None, base_url: str | None = None,
-                api_key: str | None = None, max_new_tokens: int | None = None) -> CreatedTask:
+                api_key: str | None = None, max_new_tokens: int | None = None,
+                pairs: dict | None = None) -> CreatedTask:
     """Create a rating task and its private links; nothing is written unless all of it is valid.
 
     `link_base` is the web app's address in the links (default `ui_url()`); `base_url`,
     `api_key` and `max_new_tokens` (default: as `tunesmith eval`) are for generating the
-    outputs of `models`."""
+    outputs of `models`. `pairs` gives the outputs directly instead: {"labels": {key: name},
+    "inputs": [{"example_id", "input", "reference", "outputs": {key: text}}], "source": what they are}
+    (a rollout's shadow pairs)."""
     raters = _check_raters(raters)
     if mode not in RATING_MODES:
         raise BadInputError(f"unknown mode {mode!r}", f"use one of: {', '.join(RATING_MODES)}")
@@ -78,10 +81,14 @@ def create_task(*, raters: list[str], eval_run: str | None = None, models: list[
     if expires_days is not None and expires_days <= 0:
         raise BadInputError("--expires-days must be positive")
     gold_items = load_gold(gold) if gold else []  # read before any generation: a bad file fails fast
-    if (eval_run is None) == (models is None):
+    if sum(x is not None for x in (eval_run, models, pairs)) != 1:
         raise BadInputError("name an evaluation run or --models (not both)",
                             "tunesmith rate create EVAL_RUN … or tunesmith rate create --models A B --data DIR …")
-    if eval_run is not None:
+    if pairs is not None:
+        if not pairs["inputs"]:
+            raise BadInputError("no pairs of outputs to rate")
+        source = _Source(list(pairs["labels"]), dict(pairs["labels"]), _sample(pairs["inputs"], items, seed))
+    elif eval_run is not None:
         source = _from_eval_run(eval_run)
         source.inputs = _sample(source.inputs, items, seed)
     else:
@@ -101,7 +108,8 @@ def create_task(*, raters: list[str], eval_run: str | None = None, models: list[
     tokens = [secrets.token_urlsafe(TOKEN_BYTES) for _ in raters]
     settings = {"overlap": overlap, "overlap_raters": overlap_raters, "seed": seed, "inputs": len(source.inputs),
                 "items": model_items, "gold_items": len(gold_items),
-                "source": "eval_run" if eval_run else {"models": models, "data": str(data), "split": split}}
+                "source": "eval_run" if eval_run else pairs["source"] if pairs else
+                {"models": models, "data": str(data), "split": split}}
     task = queries.record_rating_task(
         mode=mode, models={"keys": source.keys, "labels": source.labels}, settings=settings, items=rows,
         raters=[{"name": name, "token": token} for name, token in zip(raters, tokens)],
