@@ -115,13 +115,15 @@ def llama_server(path: str, gguf: Path, clients: int, threads: int):
         port = s.getsockname()[1]
     command = [path, "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "--parallel", str(clients),
                "--threads", str(threads), "--ctx-size", str(clients * 1024)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tempfile.TemporaryFile("w+")  # llama-server logs every request: a pipe nobody reads would stall it
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         while True:
             if process.poll() is not None:
-                raise SystemExit(f"llama-server exited: {process.stderr.read()[-2000:]}")
+                log.seek(0)
+                raise SystemExit(f"llama-server exited: {log.read()[-2000:]}")
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
                     if reply.status == 200:
@@ -135,6 +137,7 @@ def llama_server(path: str, gguf: Path, clients: int, threads: int):
     finally:
         process.terminate()
         process.wait(timeout=30)
+        log.close()
 
 
 def roofline(tokens_per_s: float, parameters: int, peak_tflops: float) -> float:
