@@ -70,6 +70,7 @@ bench: venv
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/ui.py
 	$(BIN)/python bench/rollout.py
+	$(BIN)/python bench/monitor.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .hypothesis node_modules $(VENDOR) test-artifacts
