@@ -23,21 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from tunesmith.hardware import cpu_flags
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results" / "monitor.json"
 REQUESTS = 100_000
 SLICE = 10_000
-
-
-def cpu_flags() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return " ".join(f for f in ("avx", "avx2", "avx512f", "fma", "sse4_2") if f in flags)
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
@@ -89,7 +80,7 @@ def main() -> None:
     naive_s = time.perf_counter() - started
     out = {"requests": REQUESTS, "reference": len(reference_texts), "monitor_s": round(run_s, 2), "target_s": 30,
            "nearest_slice": SLICE, "nearest_ours_s": round(ours_s, 3), "nearest_naive_s": round(naive_s, 3),
-           "nearest_speedup": round(naive_s / ours_s, 1), "cpus": os.cpu_count(), "cpu_flags": cpu_flags(),
+           "nearest_speedup": round(naive_s / ours_s, 1), "cpus": os.cpu_count(), "cpu_flags": " ".join(cpu_flags()),
            "answer": result.answer.action}
     print(json.dumps(out, indent=2))
     atomic_write_text(RESULTS, json.dumps(out, indent=2) + "\n")

@@ -30,6 +30,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tunesmith.hardware import cpu_flags
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -37,14 +39,6 @@ from serve import ticket_prompts, tiny_model  # noqa: E402 - bench/serve.py's he
 
 SHADOWED = ("shadow-adapter", "shadow-separate", "shadow-mixed")
 RESULTS = Path(__file__).resolve().parent / "results" / "rollout.json"
-
-
-def cpu_flags() -> str:
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return "unknown"
-    return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "neon") if f in flags.split()) or "none of note"
 
 
 def random_adapter(base: str, out: Path) -> str:
@@ -152,7 +146,7 @@ def main() -> None:
         "p50_ratio": {k: round(phases[k]["latency_p50_s"] / baseline, 3) for k in SHADOWED},
         "p95_ratio": {k: round(phases[k]["latency_p95_s"] / baseline_p95, 3) for k in SHADOWED},
         "shadow_answers_logged": len(shadows), "torch_threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(), "cpu_flags": cpu_flags(),
+        "cpu": platform.processor() or platform.machine(), "cpu_flags": " ".join(cpu_flags()),
         "cores": len(os.sched_getaffinity(0)), "python": sys.version.split()[0], "torch": torch.__version__,
     }
     for name, r in phases.items():
