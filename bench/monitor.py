@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
