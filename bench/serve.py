@@ -10,9 +10,11 @@ Greedy decoding and a fixed max_tokens. Results go to bench/results/serve.json.
     .venv/bin/python bench/serve.py [--llama-server PATH] [--requests 32] [--clients 16]
                                     [--max-tokens 32] [--threads N] [--tiny]
 
-llama.cpp serves the embedded model's own GGUF file (Q4_1), continuous batching with
-`--parallel CLIENTS`; tunesmith serves the same weights, de-quantized, in bf16 where the CPU
-has native bf16 (fp32 otherwise). Without --llama-server only tunesmith is measured.
+Three engines when --llama-server is given: tunesmith's built-in engine (the same weights,
+de-quantized, in bf16 where the CPU has native bf16, fp32 otherwise), tunesmith's server with
+llama.cpp behind it (`--engine llama.cpp`), and llama-server alone on the embedded model's own
+GGUF file (Q4_1), continuous batching with `--parallel CLIENTS`. Without it only the
+built-in engine is measured.
 --tiny uses a randomly initialised two-layer model (a check that the benchmark runs, not a
 measurement). On a CPU shared with other work compare within one invocation only.
 """
@@ -171,6 +173,10 @@ def main() -> None:
         with serve_in_background([model], max_batch_size=args.clients, log_requests=False, threads=threads) as url:
             results["tunesmith"] = measure(url, model, prompts, args.clients, args.max_tokens)
         if args.llama_server and not args.tiny:
+            # tunesmith's server with llama.cpp behind it (--engine llama.cpp), then llama-server alone.
+            with serve_in_background([model], max_batch_size=args.clients, log_requests=False, threads=threads,
+                                     engine="llama.cpp", llama_server=args.llama_server) as url:
+                results["tunesmith+llama.cpp"] = measure(url, model, prompts, args.clients, args.max_tokens)
             with llama_server(args.llama_server, gguf_path(DEFAULT_BASE_MODEL), args.clients, threads) as url:
                 results["llama.cpp"] = measure(url, model, prompts, args.clients, args.max_tokens)
 
@@ -184,7 +190,7 @@ def main() -> None:
         for name, r in loads.items():
             if parameters:
                 r["roofline_fraction"] = round(roofline(r["tokens_per_s"], parameters, peak), 3)
-            print(f"{engine:10} {r['clients']:>2} client(s): {r['tokens_per_s']:7.1f} tokens/s, latency p50 "
+            print(f"{engine:19} {r['clients']:>2} client(s): {r['tokens_per_s']:7.1f} tokens/s, latency p50 "
                   f"{r['latency_p50_s']:.2f} s, p95 {r['latency_p95_s']:.2f} s, first token p50 "
                   f"{r['first_token_p50_s']:.2f} s, {r.get('roofline_fraction', 0):.1%} of the roofline "
                   f"({r['completion_tokens']} tokens in {r['wall_s']:.1f} s)")
@@ -193,17 +199,19 @@ def main() -> None:
     print(f"tunesmith's batching gain: {ratios['batching_gain']:.2f}x its one-client throughput")
     if "llama.cpp" in results:
         theirs = results["llama.cpp"]
-        ratios["concurrent_tokens_per_s_vs_llama_cpp"] = round(
-            ours["concurrent"]["tokens_per_s"] / theirs["concurrent"]["tokens_per_s"], 2)
-        ratios["sequential_latency_vs_llama_cpp"] = round(
-            ours["sequential"]["latency_p50_s"] / theirs["sequential"]["latency_p50_s"], 2)
-        same = [a == b for a, b in zip(ours["sequential"]["answers"], theirs["sequential"]["answers"])]
-        ratios["identical_answers_vs_llama_cpp"] = round(sum(same) / len(same), 3)
-        print(f"identical greedy answers, tunesmith vs llama.cpp: {sum(same)} of {len(same)} (llama.cpp computes "
-              f"on the 4-bit weights, tunesmith on them de-quantized)")
-        print(f"tunesmith / llama.cpp: {ratios['concurrent_tokens_per_s_vs_llama_cpp']:.2f}x the tokens/s at "
-              f"{args.clients} clients (target >= 1), {ratios['sequential_latency_vs_llama_cpp']:.2f}x the p50 latency "
-              f"one client at a time (target <= 1.5)")
+        for engine in ("tunesmith", "tunesmith+llama.cpp"):
+            ours = results[engine]
+            key = engine.replace("+", "_with_").replace(".", "_")
+            ratios[f"{key}_concurrent_tokens_per_s_vs_llama_cpp"] = tokens = round(
+                ours["concurrent"]["tokens_per_s"] / theirs["concurrent"]["tokens_per_s"], 2)
+            ratios[f"{key}_sequential_latency_vs_llama_cpp"] = latency = round(
+                ours["sequential"]["latency_p50_s"] / theirs["sequential"]["latency_p50_s"], 2)
+            same = [a == b for a, b in zip(ours["sequential"]["answers"], theirs["sequential"]["answers"])]
+            ratios[f"{key}_identical_answers_vs_llama_cpp"] = round(sum(same) / len(same), 3)
+            print(f"{engine} / llama.cpp: {tokens:.2f}x the tokens/s at {args.clients} clients (target >= 1), "
+                  f"{latency:.2f}x the p50 latency one client at a time (target <= 1.5); identical greedy answers: "
+                  f"{sum(same)} of {len(same)}")
+        print("(llama.cpp computes on the GGUF file's 4-bit weights; the built-in engine on them de-quantized)")
     else:
         print("llama.cpp: not measured (pass --llama-server PATH)")
     print(f"machine: {threads} threads, CPU flags: {' '.join(cpu_flags())}; serving dtype {dtype}, "
