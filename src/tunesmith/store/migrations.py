@@ -351,3 +351,11 @@ def m004_model_family(op: Operations) -> None:
     with op.batch_alter_table("model_versions") as batch:
         batch.add_column(sa.Column("family", sa.String))
     op.create_index("ix_model_versions_family", "model_versions", ["family"])
+
+
+@migration
+def m007_output_space(op: Operations) -> None:
+    """Model versions keep the output space of their training data (data/output_space.py):
+    the labels, template or JSON fields decoding is held to. NULL: free text, or not known."""
+    with op.batch_alter_table("model_versions") as batch:
+        batch.add_column(sa.Column("output_space", sa.JSON))
