@@ -143,6 +143,29 @@ class OutputSpace:
         return "\n".join(f"{f.name}: {values.get(f.name, '')}" for f in self.fields)
 
 
+def score_answers(space: OutputSpace, outputs: list[str], references: list[str]) -> dict:
+    """The task's real metric over index-aligned answers: {"examples", "valid_rate" (inside the
+    space), "exact_match", "invalid", and for templates "fields" (accuracy per field) and
+    "field_accuracy" (their mean)}; "accuracy" is exact_match for labels, field_accuracy otherwise."""
+    n = len(references)
+    valid = [space.contains(o) for o in outputs]
+    exact = [o.strip() == r.strip() for o, r in zip(outputs, references)]
+    out: dict = {"examples": n, "valid_rate": sum(valid) / n if n else None,
+                 "exact_match": sum(exact) / n if n else None, "invalid": n - sum(valid)}
+    out["accuracy"] = out["exact_match"]
+    if space.kind != "labels" and n:
+        fields = {}
+        for f in space.fields:
+            right = 0
+            for o, r in zip(outputs, references):
+                got, want = space.field_values(o) or {}, space.field_values(r) or {}
+                right += f.name in want and got.get(f.name, "").strip() == want[f.name].strip()
+            fields[f.name] = right / n
+        out["fields"] = fields
+        out["field_accuracy"] = out["accuracy"] = sum(fields.values()) / len(fields)
+    return out
+
+
 def _json_value_text(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 

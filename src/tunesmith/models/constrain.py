@@ -54,6 +54,35 @@ class Free:
 
 
 @dataclass(frozen=True)
+class Number:
+    """A JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?, at most MAX_DIGITS digits before and after
+    the point, so that a number ends."""
+    integer: bool = False
+
+
+MAX_DIGITS = 12
+
+
+def number_step(progress: tuple[str, int], byte: int, integer: bool) -> tuple[str, int] | None:
+    """progress: (part, digits in it); part: "" (start), "-", "0", "int", ".", "frac"."""
+    part, n = progress
+    digit = 48 <= byte <= 57
+    if part in ("", "-"):
+        if byte == 45 and part == "":
+            return ("-", 0)
+        if byte == 48:
+            return ("0", 1)
+        return ("int", 1) if digit else None
+    if part in ("0", "int"):
+        if digit and part == "int" and n < MAX_DIGITS:
+            return ("int", n + 1)
+        return (".", 0) if byte == 46 and not integer else None
+    if digit and n < MAX_DIGITS:
+        return ("frac", n + 1)
+    return None
+
+
+@dataclass(frozen=True)
 class AnyJsonObject:
     """Any JSON object (OpenAI's json_object), nested at most `max_depth` deep."""
     max_depth: int = 6
@@ -62,16 +91,14 @@ class AnyJsonObject:
 _ALL = frozenset(range(256))
 LINE = _ALL - {ord("\n"), ord("\r")}  # a value on one line
 JSON_STRING = _ALL - {ord('"'), ord("\\"), ord("\n"), ord("\r"), ord("\t")} - set(range(32))
-JSON_NUMBER = frozenset(b"0123456789-+.eE")
 
-Segment = Text | Choice | Free | AnyJsonObject
+Segment = Text | Choice | Free | Number | AnyJsonObject
 
 # --- any JSON object: a small pushdown reader, its state a tuple (stack, mode) ---------------
 # modes: "{" (the opening brace), "key?" (a key or "}"), "key" (a key after ","), ":",
 # "value", "after" (",", "]" or "}" next), "str"/"esc" (in a string; the stack top says whether
-# a key), "num", "lit:REST" (the rest of true/false/null), "done".
+# a key), "num:PART:DIGITS" (see number_step), "lit:REST" (the rest of true/false/null), "done".
 _WS = frozenset(b" \n\t\r")
-_NUM = frozenset(b"0123456789-+.eE")
 
 
 def json_step(state: tuple, byte: int, max_depth: int) -> tuple | None:
@@ -89,10 +116,12 @@ def json_step(state: tuple, byte: int, max_depth: int) -> tuple | None:
                 return (stack[:-1], ":")
             return (stack, "after")
         return (stack, "str") if byte >= 32 else None
-    if mode == "num":
-        if byte in _NUM:
-            return (stack, "num")
-        return json_step((stack, "after"), byte, max_depth)
+    if mode.startswith("num:"):
+        _, part, n = mode.split(":")
+        nxt = number_step((part, int(n)), byte, False)
+        if nxt is not None:
+            return (stack, f"num:{nxt[0]}:{nxt[1]}")
+        return json_step((stack, "after"), byte, max_depth) if part in ("0", "int", "frac") else None
     if mode.startswith("lit:"):
         rest = mode[4:]
         if ch != rest[0]:
@@ -112,7 +141,8 @@ def json_step(state: tuple, byte: int, max_depth: int) -> tuple | None:
         if ch == '"':
             return (stack, "str")
         if ch in "-0123456789":
-            return (stack, "num")
+            part, n = number_step(("", 0), byte, False)
+            return (stack, f"num:{part}:{n}")
         if ch in "tfn":
             return (stack, "lit:" + {"t": "rue", "f": "alse", "n": "ull"}[ch])
         if ch in "{[" and len(stack) < max_depth:
@@ -171,7 +201,7 @@ def _scalar(kind: str) -> list[Segment]:
     if kind == "string":
         return [Text(b'"'), Free(JSON_STRING, 0), Text(b'"')]
     if kind in ("number", "integer"):
-        return [Free(JSON_NUMBER if kind == "number" else frozenset(b"0123456789-"))]
+        return [Number(integer=kind == "integer")]
     if kind == "boolean":
         return [Choice((b"true", b"false"))]
     if kind == "null":
@@ -235,6 +265,8 @@ class Automaton:
             return b""
         if index < len(self.segments) and isinstance(self.segments[index], AnyJsonObject):
             return ((), "{")
+        if index < len(self.segments) and isinstance(self.segments[index], Number):
+            return ("", 0)
         return 0
 
     def _closure(self, states: set[_State]) -> frozenset[_State]:
@@ -248,7 +280,8 @@ class Automaton:
             finished = (isinstance(seg, Text) and progress == len(seg.value)) or \
                        (isinstance(seg, Choice) and progress in seg.options) or \
                        (isinstance(seg, Free) and progress >= seg.min_len) or \
-                       (isinstance(seg, AnyJsonObject) and progress == ((), "done"))
+                       (isinstance(seg, AnyJsonObject) and progress == ((), "done")) or \
+                       (isinstance(seg, Number) and progress[0] in ("0", "int", "frac"))
             if finished:
                 nxt = (index + 1, self._zero(index + 1))
                 if nxt not in seen:
@@ -282,6 +315,10 @@ class Automaton:
                 prefix = progress + bytes((byte,))
                 if any(option.startswith(prefix) for option in seg.options):
                     out.add((index, prefix))
+            elif isinstance(seg, Number):
+                nxt = number_step(progress, byte, seg.integer)
+                if nxt is not None:
+                    out.add((index, nxt))
             elif isinstance(seg, AnyJsonObject):
                 nxt = json_step(progress, byte, seg.max_depth)
                 if nxt is not None:
