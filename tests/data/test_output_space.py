@@ -9,10 +9,11 @@ from tunesmith.examples.tickets import generate_tickets
 
 
 def test_label_outputs_give_the_label_set_without_one_off_drift():
-    outputs = ["card_arrival"] * 6 + ["top_up_failed"] * 5 + ["Refund_not_showing_up"] * 12 + ["Intent: card_arrival"]
+    outputs = (["card_arrival"] * 16 + ["top_up_failed"] * 15 + ["Refund_not_showing_up"] * 3 + ["Intent: card_arrival"]
+               + ["reverted_card_payment?"] * 2)
     space = learn_output_space(outputs)
-    assert space.kind == "labels"
-    assert set(space.labels) == {"card_arrival", "top_up_failed", "Refund_not_showing_up"}
+    assert space.kind == "labels"  # a class spelt its own way is a class, however rare; drift is not
+    assert set(space.labels) == {"card_arrival", "top_up_failed", "Refund_not_showing_up", "reverted_card_payment?"}
     assert space.contains("top_up_failed") and not space.contains("Intent: card_arrival")
     assert space.response_schema() == {"type": "string", "enum": list(space.labels)}
     assert OutputSpace.from_dict(json.loads(json.dumps(space.to_dict()))) == space

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checks.format_drift import _line_keys, _nonblank_lines, dominant_signature
-from .label_shape import LABEL_LIKE_MAX_WORDS, MAX_CLASSES, REPEATED_SHARE, learn_label_shape
+from .label_shape import LABEL_LIKE_MAX_WORDS, MAX_CLASSES, REPEATED_SHARE, canonical_label, learn_label_shape
 
 OUTPUT_SPACE_FILE = "output_space.json"
 # A field is closed when its values repeat: at most this share of the outputs are distinct values ...
@@ -188,7 +188,14 @@ def learn_output_space(outputs: list[str]) -> OutputSpace | None:
     outputs = [o.strip() for o in outputs]
     learned = learn_label_shape(outputs)
     if learned is not None:
-        return OutputSpace("labels", labels=tuple(sorted(learned[1])))
+        # The label shape's classes, and every other value that repeats and names none of them: a
+        # class spelt its own way (Banking77's "Refund_not_showing_up", 9 times in a 10-shot train
+        # split) is a class here; an off-shape one-off ("Intent: card_arrival") is drift.
+        classes = list(learned[1])
+        for value, n in Counter(outputs).items():
+            if n > 1 and value not in classes and canonical_label(value, classes) is None:
+                classes.append(value)
+        return OutputSpace("labels", labels=tuple(sorted(classes)))
     found = dominant_signature(outputs)
     if found is None:
         return None
