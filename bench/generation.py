@@ -84,7 +84,25 @@ def constrained(args, model, tokenizer, prompts: list[str], outputs: list[str]) 
                "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                            "platform": platform.platform(), "torch": torch.__version__}}
 
+    # The constraint's own time: every call of the logits processor, timed. On a shared CPU two
+    # whole runs differ by more than the constraint costs, and a constrained answer is shorter or
+    # longer than the free one, so the cost is also taken as the processor's share of its run.
+    from tunesmith.models import constrain
+
+    spent = {"s": 0.0}
+    call = constrain.ConstrainedLogits.__call__
+
+    def timed(self, input_ids, scores):
+        start = time.perf_counter()
+        try:
+            return call(self, input_ids, scores)
+        finally:
+            spent["s"] += time.perf_counter() - start
+
+    constrain.ConstrainedLogits.__call__ = timed
+
     def run(segments):
+        spent["s"] = 0.0
         start = time.perf_counter()
         out = generate_greedy(model, tokenizer, prompts, args.max_new_tokens, batch_size=args.batch_size,
                               constraints=None if segments is None else [segments] * len(prompts))
@@ -95,6 +113,7 @@ def constrained(args, model, tokenizer, prompts: list[str], outputs: list[str]) 
         warm_s, _ = run(segments)  # compiles the constraint and visits its states once
         free_s, free = run(None)  # the baseline, in the same run, right beside the constrained one
         held_s, held = run(segments)
+        processor_s = spent["s"]
         tokens = sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) + 1 for a in held)
         free_tokens = sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) + 1 for a in free)
         results[name] = {
@@ -105,10 +124,14 @@ def constrained(args, model, tokenizer, prompts: list[str], outputs: list[str]) 
                             "valid": sum(space.contains(a) for a in held), "first_run_seconds": round(warm_s, 2)},
             # Per token: a constrained answer can be shorter or longer than the free one.
             "cost_per_token": round((held_s / tokens) / (free_s / free_tokens) - 1, 3),
+            # What the constraint adds to the decoding it is part of: its processor's time over the rest.
+            "processor_seconds": round(processor_s, 3),
+            "constraint_cost": round(processor_s / (held_s - processor_s), 4),
         }
         r = results[name]
         print(f"{name} ({r['space']}): free {r['free']['tokens_per_s']} tokens/s, constrained "
-              f"{r['constrained']['tokens_per_s']} tokens/s: cost per token {r['cost_per_token']:+.1%}; valid "
+              f"{r['constrained']['tokens_per_s']} tokens/s: cost per token {r['cost_per_token']:+.1%}; the constraint's "
+              f"own time {r['processor_seconds']} s = {r['constraint_cost']:+.1%} of the rest of its run; valid "
               f"{r['free']['valid']}/{len(prompts)} free, {r['constrained']['valid']}/{len(prompts)} constrained")
     print(f"CPU flags: {results['cpu_flags']}")
     out = RESULTS.with_name("generation_constrained.json")
