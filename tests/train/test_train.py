@@ -264,3 +264,13 @@ def test_select_by_accuracy_needs_an_output_space(tmp_path, tiny_model_dir):
     prepare([raw], tmp_path / "prepared", PrepareOptions(validation=0.2, test=0.1))
     job = jobs.start_job(spec_for(tmp_path / "prepared", tiny_model_dir, select_by="accuracy", max_steps=1))
     assert job.status == "failed" and "select_by: accuracy" in (job.error or "")
+
+
+def test_answer_accuracy_runs_in_a_bf16_run(prepared, tiny_model_dir):
+    # The answers are generated under the run's autocast: bf16 base weights beside fp32 adapters
+    # and norms fail outside it ("expected m1 and m2 to have the same dtype"), found on Banking77.
+    job = jobs.start_job(spec_for(prepared, tiny_model_dir, precision="bf16", max_steps=2, eval_interval=2,
+                                  accuracy_examples=4))
+    assert job.status == "succeeded", job.error
+    rows = [json.loads(line) for line in (Path(job.run_dir) / "metrics.jsonl").read_text().splitlines()]
+    assert any("eval_accuracy" in r for r in rows)

@@ -517,7 +517,9 @@ def _trainer_class():
             output = super().evaluation_loop(*args, **kwargs)
             prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
             if self.answer_metric is not None and self.is_world_process_zero():
-                scores = self.answer_metric(self.model)
+                # Under the run's autocast, as its forward passes run: bf16 weights beside fp32 norms and adapters.
+                with self.accelerator.autocast():
+                    scores = self.answer_metric(self.model)
                 output.metrics[f"{prefix}_accuracy"] = scores["accuracy"]
                 output.metrics[f"{prefix}_valid_rate"] = scores["valid_rate"]
             return output
