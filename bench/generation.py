@@ -7,6 +7,14 @@ Prints examples per second of each, the ratio, and how often the two give the sa
 bench/results/generation.json. On a shared CPU the numbers move from run to run.
 
     .venv/bin/python bench/generation.py [--prompts 48] [--batch-size 16] [--max-new-tokens 48]
+
+With --constrained: free batched decoding against the same decoding held to the tickets'
+learned output space (models/constrain.py: a "Category/Priority/Action" template, two closed
+fields and a free one) and to a label set (Banking77's 77 intents when ../shared/data is here,
+else the tickets' categories), same prompts, same run; prints the cost of each constraint as
+a ratio (issue 19 allows at most 15%). The constraint's one-time costs (the vocabulary trie,
+the first visit of each state) are paid in a warm-up, as a server or a long evaluation pays
+them once; they are reported apart.
 """
 
 from __future__ import annotations
@@ -52,6 +60,86 @@ def naive(model, tokenizer, prompts: list[str], max_new_tokens: int, stop_ids: l
     return answers
 
 
+def cpu_flags() -> str:
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split(":")[1].split()
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"
+    return " ".join(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4", "f16c")))
+
+
+def constrained(args, model, tokenizer, prompts: list[str], outputs: list[str]) -> int:
+    import torch
+
+    from tunesmith.data.output_space import OutputSpace, learn_output_space
+    from tunesmith.models.constrain import space_segments
+    from tunesmith.models.generate import generate_greedy
+
+    template = learn_output_space(outputs)
+    banking = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77" / "categories.json"
+    labels = json.loads(banking.read_text()) if banking.is_file() else sorted({o.split("\n")[0] for o in outputs})
+    spaces = {"template": template, "labels": OutputSpace("labels", labels=tuple(labels))}
+    results = {"model": "smollm2-135m-instruct (float32)", "prompts": len(prompts), "batch_size": args.batch_size,
+               "max_new_tokens": args.max_new_tokens, "cpu_flags": cpu_flags(),
+               "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                           "platform": platform.platform(), "torch": torch.__version__}}
+
+    # The constraint's own time: every call of the logits processor, timed. On a shared CPU two
+    # whole runs differ by more than the constraint costs, and a constrained answer is shorter or
+    # longer than the free one, so the cost is also taken as the processor's share of its run.
+    from tunesmith.models import constrain
+
+    spent = {"s": 0.0}
+    call = constrain.ConstrainedLogits.__call__
+
+    def timed(self, input_ids, scores):
+        start = time.perf_counter()
+        try:
+            return call(self, input_ids, scores)
+        finally:
+            spent["s"] += time.perf_counter() - start
+
+    constrain.ConstrainedLogits.__call__ = timed
+
+    def run(segments):
+        spent["s"] = 0.0
+        start = time.perf_counter()
+        out = generate_greedy(model, tokenizer, prompts, args.max_new_tokens, batch_size=args.batch_size,
+                              constraints=None if segments is None else [segments] * len(prompts))
+        return time.perf_counter() - start, out
+
+    for name, space in spaces.items():
+        segments = space_segments(space)
+        warm_s, _ = run(segments)  # compiles the constraint and visits its states once
+        free_s, free = run(None)  # the baseline, in the same run, right beside the constrained one
+        held_s, held = run(segments)
+        processor_s = spent["s"]
+        tokens = sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) + 1 for a in held)
+        free_tokens = sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) + 1 for a in free)
+        results[name] = {
+            "space": space.describe(),
+            "free": {"seconds": round(free_s, 2), "tokens": free_tokens, "tokens_per_s": round(free_tokens / free_s, 2),
+                     "valid": sum(space.contains(a) for a in free)},
+            "constrained": {"seconds": round(held_s, 2), "tokens": tokens, "tokens_per_s": round(tokens / held_s, 2),
+                            "valid": sum(space.contains(a) for a in held), "first_run_seconds": round(warm_s, 2)},
+            # Per token: a constrained answer can be shorter or longer than the free one.
+            "cost_per_token": round((held_s / tokens) / (free_s / free_tokens) - 1, 3),
+            # What the constraint adds to the decoding it is part of: its processor's time over the rest.
+            "processor_seconds": round(processor_s, 3),
+            "constraint_cost": round(processor_s / (held_s - processor_s), 4),
+        }
+        r = results[name]
+        print(f"{name} ({r['space']}): free {r['free']['tokens_per_s']} tokens/s, constrained "
+              f"{r['constrained']['tokens_per_s']} tokens/s: cost per token {r['cost_per_token']:+.1%}; the constraint's "
+              f"own time {r['processor_seconds']} s = {r['constraint_cost']:+.1%} of the rest of its run; valid "
+              f"{r['free']['valid']}/{len(prompts)} free, {r['constrained']['valid']}/{len(prompts)} constrained")
+    print(f"CPU flags: {results['cpu_flags']}")
+    out = RESULTS.with_name("generation_constrained.json")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
 def main() -> int:
     import torch
 
@@ -63,11 +151,15 @@ def main() -> int:
     parser.add_argument("--prompts", type=int, default=48)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--constrained", action="store_true", help="free against constrained decoding")
     args = parser.parse_args()
 
     tokenizer = load_tokenizer("smollm2-135m-instruct")
     model = load_model("smollm2-135m-instruct")
-    prompts = [render_prompt(ex, tokenizer) for ex in test_prompts(args.prompts)]
+    examples = test_prompts(args.prompts)
+    prompts = [render_prompt(ex, tokenizer) for ex in examples]
+    if args.constrained:
+        return constrained(args, model, tokenizer, prompts, [ex.output_text for ex in examples])
     stop_ids = stop_token_ids(tokenizer)
     naive(model, tokenizer, prompts[:1], 4, stop_ids)  # warm-up: first-call allocations out of the timings
     generate_greedy(model, tokenizer, prompts[:2], 4, batch_size=2)

@@ -39,6 +39,9 @@ _WHERE = {
     "PrepareOptions": "tunesmith.data.prepare",
     "prepare": "tunesmith.data.prepare",
     "export": "tunesmith.data.export",
+    "OutputSpace": "tunesmith.data.output_space",
+    "learn_output_space": "tunesmith.data.output_space",
+    "dataset_output_space": "tunesmith.data.output_space",
     "write_tickets": "tunesmith.examples.tickets",
     "generate_tickets": "tunesmith.examples.tickets",
     # plan

@@ -131,3 +131,18 @@ def test_the_cli_exit_codes_and_models_show(registered, tickets, tmp_path):
     ranked = run("models", "compare", "tiny-v1", "base", "--limit", "2", cwd=tmp_path, home=home)
     assert ranked.returncode == 0, ranked.stderr
     assert "field accuracy" in ranked.stdout and "best" in ranked.stdout and "tiny-v1" in ranked.stdout
+
+
+def test_a_model_is_held_to_its_output_space_and_the_first_evaluation_shows_both(registered, tickets):
+    result = evaluate("tiny-v1", baseline=None, limit=4, max_new_tokens=60, resamples=1000)
+    decoding = result.summary["decoding"]
+    assert decoding["mode"] == "constrained" and set(decoding) >= {"constrained", "free", "space"}
+    assert decoding["space"].startswith('"Key: value" lines: Category')
+    for line in map(json.loads, Path(result.summary["results_path"]).read_text().splitlines()):
+        # held to the template: the closed fields come out of their sets, whatever the random model says
+        assert line["outputs"]["model"].startswith("Category: ")
+    assert decoding["constrained"]["fields"]["Category"] >= 0.0 and decoding["free"]["valid_rate"] <= 1.0
+    again = evaluate("tiny-v1", baseline=None, limit=4, max_new_tokens=60, resamples=1000).summary["decoding"]
+    assert "free" not in again  # only the first time
+    free = evaluate("tiny-v1", baseline=None, limit=4, max_new_tokens=60, resamples=1000, free=True).summary["decoding"]
+    assert free["mode"] == "free" and "constrained" not in free

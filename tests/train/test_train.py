@@ -233,3 +233,44 @@ def test_without_a_memory_estimate_auto_trains_without_gradient_checkpointing(pr
     assert local._gradient_checkpointing(spec_for(prepared, tiny_model_dir, gradient_checkpointing=True), examples,
                                          reporter)
     assert said[-1][1] == "gradient checkpointing on: as the spec says"
+
+
+def test_accuracy_is_measured_at_each_evaluation_and_can_pick_the_best_checkpoint(prepared, tiny_model_dir):
+    job = jobs.start_job(spec_for(prepared, tiny_model_dir, name="tickets-acc", select_by="accuracy",
+                                  accuracy_examples=12))
+    assert job.status == "succeeded"
+    rows = [json.loads(line) for line in (Path(job.run_dir) / "metrics.jsonl").read_text().splitlines()]
+    eval_rows = [r for r in rows if "eval_loss" in r]
+    assert [r["step"] for r in eval_rows] == [4, 8]
+    assert all(0.0 <= r["eval_accuracy"] <= 1.0 for r in eval_rows)
+    model = queries.get_model("tickets-acc")
+    best = max(eval_rows, key=lambda r: (r["eval_accuracy"], -r["step"]))
+    assert model.best_metrics["eval_accuracy"] == best["eval_accuracy"]
+    # The training data's output space, kept with the model: the registry row and a file beside the weights.
+    assert model.output_space["kind"] == "keys"
+    assert [f["name"] for f in model.output_space["fields"]] == ["Category", "Priority", "Action"]
+    saved = json.loads((Path(model.adapter_path) / "output_space.json").read_text())
+    assert saved == model.output_space
+
+
+def test_select_by_accuracy_needs_an_output_space(tmp_path, tiny_model_dir):
+    from tunesmith.data.prepare import PrepareOptions, prepare
+    from tunesmith.errors import BadInputError
+
+    raw = tmp_path / "free.jsonl"
+    raw.write_text("".join(json.dumps({"input_text": f"question {i} about item {i * 7}",
+                                       "output_text": f"a free answer number {i} with words {i * 3}"}) + "\n"
+                           for i in range(120)))
+    prepare([raw], tmp_path / "prepared", PrepareOptions(validation=0.2, test=0.1))
+    job = jobs.start_job(spec_for(tmp_path / "prepared", tiny_model_dir, select_by="accuracy", max_steps=1))
+    assert job.status == "failed" and "select_by: accuracy" in (job.error or "")
+
+
+def test_answer_accuracy_runs_in_a_bf16_run(prepared, tiny_model_dir):
+    # The answers are generated under the run's autocast: bf16 base weights beside fp32 adapters
+    # and norms fail outside it ("expected m1 and m2 to have the same dtype"), found on Banking77.
+    job = jobs.start_job(spec_for(prepared, tiny_model_dir, precision="bf16", max_steps=2, eval_interval=2,
+                                  accuracy_examples=4))
+    assert job.status == "succeeded", job.error
+    rows = [json.loads(line) for line in (Path(job.run_dir) / "metrics.jsonl").read_text().splitlines()]
+    assert any("eval_accuracy" in r for r in rows)

@@ -28,6 +28,8 @@ def eval_command(
     batch_size: int = typer.Option(16, min=1, help="prompts generated together by a local model"),
     max_new_tokens: int | None = typer.Option(None, min=1, help="default: 1.5 x the longest reference, plus 16"),
     seed: int = typer.Option(0, help="the bootstrap's seed"),
+    free: bool = typer.Option(False, "--free", help="do not hold the model to its training data's output space "
+                                                   "(labels, template, JSON fields)"),
 ) -> None:
     """Evaluate a model against its baseline: metrics with 95% intervals, paired tests, a verdict, a report."""
     from ..evaluate import evaluate
@@ -35,7 +37,7 @@ def eval_command(
     result = evaluate(model, baseline=None if baseline == "none" else baseline, data=data, split=split,
                       metrics=metrics, limit=limit, json_out=json_path, html_out=html, allow_overlap=allow_overlap,
                       base_url=base_url, api_key=api_key, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                      seed=seed, progress=lambda message: print(message, file=sys.stderr))
+                      seed=seed, progress=lambda message: print(message, file=sys.stderr), free=free)
     print_result(result.summary)
 
 
@@ -65,6 +67,14 @@ def print_result(summary: dict) -> None:
     console.print(table)
     if summary["verdict_text"]:
         console.print(summary["verdict_text"], markup=False)
+    decoding = summary.get("decoding")
+    if decoding:
+        for mode in ("constrained", "free"):
+            if mode in decoding:
+                d = decoding[mode]
+                fields = "".join(f", {k} {v:.1%}" for k, v in (d.get("fields") or {}).items())
+                console.print(f"{mode} decoding ({decoding['space']}): exact {d['exact_match']:.1%}, "
+                              f"inside the output space {d['valid_rate']:.1%}{fields}", markup=False)
     console.print(f"results  {summary['results_path']}\nsummary  {summary['summary_path']}\n"
                   f"report   {summary['report_path']}", markup=False)
 

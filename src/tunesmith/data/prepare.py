@@ -32,6 +32,7 @@ from .dataset import MANIFEST, SPLITS, Dataset, load_dataset
 from .example import MODEL, USER, Example, Turn, full_input
 from .formats import canonical
 from .label_shape import LabelDrift, find_label_drift
+from .output_space import learn_output_space
 from .near_duplicates import normalize_text
 from .seal import split_seal
 from .split import assign_splits
@@ -368,4 +369,11 @@ def _manifest(dataset: Dataset, splits: dict[str, list[Example]], seals: dict, l
                        "by_reason": dict(Counter(q["fix"] for q in ledger.quarantine))},
         "splits": seals,
         "sealed": ["test"],
+        # What the outputs may be (labels, a template, JSON fields), learned from the train split:
+        # evaluation and serving hold decoding to it (models/constrain.py). None: free text.
+        "output_space": _space_dict(learn_output_space([ex.output_text for ex in splits["train"]])),
     }
+
+
+def _space_dict(space) -> dict | None:
+    return space.to_dict() if space is not None else None

@@ -5,6 +5,9 @@
   share one loaded copy of it: the base's own answers come from the same weights with the
   adapters switched off.
 - openai: any OpenAI-compatible chat-completions endpoint (base URL + key), temperature 0.
+- Output spaces: a registered model whose training data had one (labels, a template, JSON
+  fields) answers held to it, unless free: local models by constrained decoding
+  (models/constrain.py), Gemini by a response schema (an enum of labels, a JSON object).
 - gemini: Gemini through google-genai, a base model ("gemini:gemini-2.5-flash") or a model
   tuned on Vertex AI (its endpoint resource name, project and location from the registry).
 
@@ -23,6 +26,7 @@ A model reference resolves as follows (`resolve_provider`):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 from collections.abc import Iterator
@@ -31,13 +35,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..data.example import Example
+from ..data.output_space import OutputSpace
 from ..errors import BadInputError, TunesmithError
 from ..hardware import inference_device, inference_dtype
 from ..models.chat import prompt_messages, render_prompt
-from ..models.gemini import genai_client, genai_contents
+from ..models.constrain import space_segments
+from ..models.gemini import genai_client, genai_contents, response_schema_config
 from ..models.generate import DEFAULT_BATCH_SIZE, generate_greedy
 from ..models.loading import load_model, load_tokenizer
-from ..registry.resolver import ResolvedModel, resolve
+from ..registry.resolver import ResolvedModel, model_output_space, resolve
 from ..store.queries import get_model
 
 REMOTE_CONCURRENCY = 4  # requests in flight to a remote endpoint
@@ -46,6 +52,7 @@ CHARS_PER_TOKEN = 3  # a cautious estimate where no tokenizer is at hand
 
 class Provider(Protocol):
     name: str  # the reference as the user wrote it
+    space: OutputSpace | None  # answers are held to it (None: free)
 
     def generate(self, examples: list[Example], max_new_tokens: int) -> list[str]: ...
 
@@ -112,12 +119,14 @@ class LocalProvider:
     weights: LoadedBase
     adapter: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
+    space: OutputSpace | None = None
 
     def generate(self, examples: list[Example], max_new_tokens: int) -> list[str]:
         tokenizer = self.weights.tokenizer
         prompts = [render_prompt(ex, tokenizer) for ex in examples]
+        constraints = [space_segments(self.space)] * len(prompts) if self.space is not None else None
         with self.weights.using(self.adapter) as model:
-            return generate_greedy(model, tokenizer, prompts, max_new_tokens, self.batch_size)
+            return generate_greedy(model, tokenizer, prompts, max_new_tokens, self.batch_size, constraints)
 
     def count_tokens(self, text: str) -> int:
         return len(self.weights.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -143,6 +152,7 @@ class OpenAIProvider:
     model: str
     base_url: str | None = None
     api_key: str | None = None
+    space: OutputSpace | None = None  # not sent: OpenAI's API has no schema for labels or text templates
 
     def generate(self, examples: list[Example], max_new_tokens: int) -> list[str]:
         from openai import OpenAI
@@ -173,6 +183,7 @@ class GeminiProvider:
     location: str | None = None
     base_url: str | None = None
     api_key: str | None = None
+    space: OutputSpace | None = None
 
     def _client(self):
         return genai_client(self.project, self.location, vertexai=self.vertexai, api_key=self.api_key,
@@ -190,9 +201,11 @@ class GeminiProvider:
 
         def answer(example: Example) -> str:
             config = types.GenerateContentConfig(temperature=0, max_output_tokens=max_new_tokens,
-                                                 system_instruction=example.system or None)
+                                                 system_instruction=example.system or None,
+                                                 **response_schema_config(self.space))
             response = client.models.generate_content(model=self.model, contents=genai_contents(example), config=config)
-            return (response.text or "").strip()
+            text = (response.text or "").strip()
+            return self.space.render(text) if self.space is not None else text
 
         return _remote_map(self.name, answer, examples)
 
@@ -210,6 +223,7 @@ class Resolver:
     base_url: str | None = None
     api_key: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
+    free: bool = False  # True: no model is held to its output space
     _weights: dict[str, LoadedBase] = field(default_factory=dict)
 
     def registry_model(self, ref: str):
@@ -239,15 +253,24 @@ class Resolver:
         return self._local(resolve(ref), name=ref)
 
     def _local(self, model: ResolvedModel, name: str) -> Provider:
+        space = None if self.free else model.output_space
         if model.remote is not None:
             return GeminiProvider(name, model.remote.endpoint, vertexai=True, project=model.remote.project,
-                                  location=model.remote.location, base_url=self.base_url)
+                                  location=model.remote.location, base_url=self.base_url, space=space)
         weights = self._weights_for(model.local.base)
         adapter = None
         if model.local.adapter_path:
             adapter = model.version.id
             weights.add_adapter(adapter, model.local.adapter_path)
-        return LocalProvider(name, weights, adapter=adapter, batch_size=self.batch_size)
+        return LocalProvider(name, weights, adapter=adapter, batch_size=self.batch_size, space=space)
+
+    def output_space(self, anchor) -> OutputSpace | None:
+        """A registered model's output space (for reporting when it answers free)."""
+        return model_output_space(anchor)
+
+    def unconstrained(self, provider: Provider) -> Provider:
+        """The same model answering free."""
+        return dataclasses.replace(provider, space=None)
 
     def _weights_for(self, source: str) -> LoadedBase:
         if source not in self._weights:

@@ -28,9 +28,10 @@ from ..errors import BadInputError
 from ..fileio import atomic_write_text
 from ..models.generate import DEFAULT_BATCH_SIZE
 from ..paths import evals_dir
-from ..store.queries import get_dataset_version, new_id, record_eval_run
+from ..store.queries import get_dataset_version, list_eval_runs, new_id, record_eval_run
 from . import metrics as m
 from . import stats
+from .decoding import space_scores
 from .overlap import guard
 from .providers import Provider, Resolver
 from .report import render_report
@@ -191,10 +192,13 @@ def evaluate(model: str, baseline: str | None = "base", data: str | Path | None 
              metrics: str = "auto", limit: int | None = None, json_out: str | Path | None = None,
              html_out: str | Path | None = None, allow_overlap: bool = False, base_url: str | None = None,
              api_key: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, max_new_tokens: int | None = None,
-             resamples: int = stats.RESAMPLES, seed: int = stats.SEED, progress: Progress | None = None) -> EvalResult:
-    """Evaluate `model` against `baseline` ("base": its base model; None: no comparison)."""
+             resamples: int = stats.RESAMPLES, seed: int = stats.SEED, progress: Progress | None = None,
+             free: bool = False) -> EvalResult:
+    """Evaluate `model` against `baseline` ("base": its base model; None: no comparison).
+    A model whose training data had an output space answers held to it unless `free`; the
+    first evaluation of such a model also runs it free, and `summary["decoding"]` shows both."""
 
-    resolver = Resolver(base_url=base_url, api_key=api_key, batch_size=batch_size)
+    resolver = Resolver(base_url=base_url, api_key=api_key, batch_size=batch_size, free=free)
     anchor = resolver.registry_model(model)
     evaluation = load_eval_data(data, split, limit, anchor)
     overlap = guard(evaluation.examples, anchor, allow_overlap)
@@ -225,6 +229,7 @@ def evaluate(model: str, baseline: str | None = "base", data: str | Path | None 
         summary["metrics"] = [stats.single(metric, scores[0], idx) for metric in headline]
     if scorer.kind == "label":
         summary["per_class"] = {role: m.per_class(scorer, references, answers.outputs[r]) for r, role in enumerate(roles)}
+    summary["decoding"] = _decoding(providers[0], anchor, resolver, evaluation.examples, answers, free, progress)
 
     folder = evals_dir() / eval_id
     results_path, summary_path = folder / RESULTS_FILE, Path(json_out or folder / SUMMARY_FILE).resolve()
@@ -242,6 +247,29 @@ def evaluate(model: str, baseline: str | None = "base", data: str | Path | None 
                 "outputs": it["outputs"], "scores": it["scores"]} for it in items],
     )
     return EvalResult(eval_id, summary, items, folder)
+
+
+def _decoding(provider: Provider, anchor, resolver: Resolver, examples: list[Example], answers: Answers,
+              free: bool, progress: Progress | None) -> dict | None:
+    """Constrained against free decoding of the model, where it has an output space: the
+    constrained run is the evaluation's; the first time, the model also answers free."""
+    space = provider.space
+    if space is None:
+        space = None if anchor is None else resolver.output_space(anchor)
+        if space is None:
+            return None
+        return {"space": space.describe(), "mode": "free", "free": space_scores(space, answers.outputs[0],
+                                                                                 answers.references)}
+    out = {"space": space.describe(), "mode": "constrained",
+           "constrained": space_scores(space, answers.outputs[0], answers.references)}
+    first = anchor is None or not list_eval_runs(anchor.id, limit=1)
+    if first and not free:
+        if progress:
+            progress(f"the first evaluation of {provider.name}: answering once more without the output space")
+        unconstrained = resolver.unconstrained(provider)
+        outputs = unconstrained.generate(examples, answers.max_new_tokens)
+        out["free"] = space_scores(space, outputs, answers.references)
+    return out
 
 
 # ----------------------------------------------------------------------------- compare

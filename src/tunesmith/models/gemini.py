@@ -16,6 +16,7 @@ from .chat import prompt_messages
 
 if TYPE_CHECKING:
     from ..data.example import Example
+    from ..data.output_space import OutputSpace
 
 TRANSIENT_HTTP_CODES = (408, 429, 500, 502, 503, 504)
 
@@ -43,6 +44,15 @@ def genai_contents(example: Example) -> list:
 
     return [types.Content(role="model" if m["role"] == "assistant" else "user", parts=[types.Part(text=m["content"])])
             for m in prompt_messages(example) if m["role"] != "system"]
+
+def response_schema_config(space: OutputSpace | None) -> dict:
+    """GenerateContentConfig fields that hold Gemini's answer to an output space: an enum of the
+    labels (text/x.enum), or a JSON object of the template's fields (application/json; the
+    caller renders a template's answer back into its lines with `space.render`). {} for none."""
+    if space is None:
+        return {}
+    return {"response_mime_type": space.response_mime_type(), "response_schema": space.response_schema()}
+
 
 _HINT_BY_CODE = {
     400: "check the spec's fields and the exported data; docs/managed.md lists the common errors",

@@ -7,6 +7,8 @@
   left padding adds little; padding sits on the left so every row's next token comes at
   the same position, and the attention mask hides it. The KV cache makes each new token
   cost one forward step over one position.
+- Constrained (optional, per row): `constraints[i]`, segments from models/constrain.py,
+  holds row i to a label set, a template or a JSON schema; None leaves the row free.
 - Greedy (no sampling) and stopped at the end-of-turn token, the one training taught the
   model to emit after its answer (`chat.stop_token_ids`, where serving stops too); the
   answer is the text before it.
@@ -18,9 +20,11 @@ and then (bench/generation.py measures how often).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .chat import left_padded, pad_token_id, stop_token_ids
+from .constrain import ConstrainedLogits, Segment, compile_constraint
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -34,10 +38,12 @@ def generate_greedy(
     prompts: list[str],
     max_new_tokens: int,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    constraints: Sequence[tuple[Segment, ...] | None] | None = None,
 ) -> list[str]:
-    """The model's greedy answer to each rendered prompt, in the order given."""
+    """The model's greedy answer to each rendered prompt, in the order given; row i held to
+    `constraints[i]` where given."""
     import torch
-    from transformers import GenerationConfig
+    from transformers import GenerationConfig, LogitsProcessorList
 
     if max_new_tokens < 1 or batch_size < 1:
         raise ValueError("max_new_tokens and batch_size must be at least 1")
@@ -50,13 +56,19 @@ def generate_greedy(
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     answers: list[str] = [""] * len(prompts)
     device = next(model.parameters()).device
+    vocab_size = model.get_output_embeddings().weight.shape[0]
+    compiled = [compile_constraint(c, tokenizer, vocab_size, stop_ids) if c else None
+                for c in (constraints or [None] * len(prompts))]
     model.eval()
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             input_ids, attention_mask = left_padded([encoded[i] for i in rows], pad_id)
+            processors = None
+            if any(compiled[i] is not None for i in rows):
+                processors = LogitsProcessorList([ConstrainedLogits([compiled[i] for i in rows], input_ids.shape[1])])
             out = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                                 generation_config=config)
+                                 generation_config=config, logits_processor=processors)
             for row, sequence in zip(rows, out[:, input_ids.shape[1] :].tolist()):
                 answers[row] = _answer(sequence, stop_ids, tokenizer)
     return answers

@@ -13,10 +13,12 @@ name that is none of the above."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..data.output_space import OUTPUT_SPACE_FILE, OutputSpace, dataset_output_space
 from ..errors import BadInputError
 from ..models.catalog import CATALOG
 from ..models.loading import resolve_model
@@ -60,6 +62,11 @@ class ResolvedModel:
     def remote(self) -> RemoteEndpoint | None:
         return self.target if isinstance(self.target, RemoteEndpoint) else None
 
+    @property
+    def output_space(self) -> OutputSpace | None:
+        """What its answers may be: a registered model's learned output space; None for a base model."""
+        return model_output_space(self.version) if self.version is not None else None
+
 
 def resolve(ref: str) -> ResolvedModel:
     """What `ref` names: a registered model, else a base model. Raises BadInputError for neither."""
@@ -94,6 +101,21 @@ def registered_target(version: Any) -> LocalWeights | RemoteEndpoint:
         raise BadInputError(f"model {version.id} is tuned on Vertex AI but has no endpoint recorded",
                             "deploy it to an endpoint and register the endpoint's resource name")
     raise BadInputError(f"model {version.id} has no weights recorded", "train it again or register its weights")
+
+
+def model_output_space(version: Any) -> OutputSpace | None:
+    """A registered model's output space: its registry row, else output_space.json beside its
+    weights, else its training data's (a model registered before output spaces were kept)."""
+    if getattr(version, "output_space", None):
+        return OutputSpace.from_dict(version.output_space)
+    for folder in (version.merged_path, version.adapter_path):
+        path = Path(folder) / OUTPUT_SPACE_FILE if folder else None
+        if path is not None and path.is_file():
+            return OutputSpace.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    data = (version.lineage or {}).get("data") or (version.spec or {}).get("data")
+    if data and (Path(data) / "manifest.json").is_file():
+        return dataset_output_space(data)
+    return None
 
 
 def check_base_model(source: str) -> None:

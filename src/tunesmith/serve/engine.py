@@ -5,10 +5,11 @@ shared KV cache; with `mixed_adapters`, all models on one base share one batch, 
 with its own adapter (PEFT's `adapter_names`). Between decoding steps, newcomers are
 prefilled together and join their model's batch (their cache rows stacked onto it),
 finished rows leave at once, and every running batch takes one step in turn; nobody waits
-for a batch to end. Each row keeps its
-own sampling: temperature (0 is greedy), top-p and a seed for its own random generator, so
-a seeded request gives the same text alone or in a batch. A row stops at the end-of-turn
-token, at a stop sequence (cut from the text), or at its `max_tokens`.
+for a batch to end. Each row keeps its own sampling: temperature (0 is greedy), top-p and a
+seed for its own random generator, so a seeded request gives the same text alone or in a
+batch. A row may be held to a constraint (a JSON schema, a choice list, or its tuned model's
+output space: models/constrain.py) while its neighbours decode free. A row stops at the
+end-of-turn token, at a stop sequence (cut from the text), or at its `max_tokens`.
 
 Each request gets a `Generation`: the event loop awaits its events, text deltas as they
 are decoded (text that may be the start of a stop sequence is held back), then the result.
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ..data.example import Example, Turn
 from ..errors import TunesmithError
 from ..models.chat import left_padded, pad_token_id, render_prompt, stop_token_ids
+from ..models.constrain import RowState, compile_constraint, space_segments
 from .errors import ApiError
 from .metrics import BATCH_SIZE_BUCKETS
 from .models import ModelPool, ServedModel
@@ -52,6 +54,10 @@ class Sampling:
     top_p: float = 1.0
     seed: int | None = None  # None: a fresh random seed
     stop: tuple[str, ...] = ()
+    # Structured output (models/constrain.py segments): the request's response_format or choice
+    # list; None: the served model's learned output space, unless `free` (the request asked for text).
+    constraint: tuple | None = None
+    free: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,7 @@ class _Row:
     request: _Request
     prompt_tokens: int
     generator: torch.Generator
+    constraint: RowState | None = None
     tokens: list[int] = field(default_factory=list)
     sent: int = 0  # characters of text already emitted
     text: str = ""
@@ -294,6 +301,8 @@ class Engine:
                 logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
                                use_cache=True, logits_to_keep=1, **per_row).logits[:, -1, :]
                 end_ids = frozenset(stop_token_ids(tokenizer, model.generation_config))
+                for row in rows:
+                    row.constraint = _row_constraint(row.request, tokenizer, model, sorted(end_ids))
                 return _Batch(rows, cache, mask, positions[:, -1:], logits, end_ids)
         except Exception as exc:  # noqa: BLE001 - every waiting client must hear of it
             for request in requests:
@@ -321,8 +330,14 @@ class Engine:
                                  len(batch.rows), BATCH_SIZE_BUCKETS)
         try:
             with self._loaded([row.request.model for row in batch.rows]) as (model, tokenizer, adapter_names):
-                next_ids = _sample(batch.logits.float(), batch.rows)
+                logits = batch.logits.float()
+                for i, row in enumerate(batch.rows):
+                    if row.constraint is not None:
+                        logits[i] = row.constraint.mask(logits[i])
+                next_ids = _sample(logits, batch.rows)
                 for row, token in zip(batch.rows, next_ids.tolist()):
+                    if row.constraint is not None:
+                        row.constraint.advance(token)
                     self._advance(row, token, batch.end_ids, tokenizer)
                 keep = [i for i, row in enumerate(batch.rows) if row.finish_reason is None]
                 for row in batch.rows:
@@ -392,6 +407,17 @@ def _encode(request: _Request, tokenizer: Any, model_config: Any) -> list[int]:
         raise ApiError(400, f"the prompt ({len(ids)} tokens) and max_tokens ({request.sampling.max_tokens}) "
                             f"exceed the model's context of {context} tokens", param="max_tokens")
     return ids
+
+
+def _row_constraint(request: _Request, tokenizer: Any, model: Any, end_ids: list[int]) -> RowState | None:
+    """The request's own constraint, else its model's learned output space unless it asked for free text."""
+    segments = request.sampling.constraint
+    if segments is None and not request.sampling.free and request.model.output_space is not None:
+        segments = space_segments(request.model.output_space)
+    if segments is None:
+        return None
+    vocab_size = model.get_output_embeddings().weight.shape[0]
+    return RowState(compile_constraint(segments, tokenizer, vocab_size, end_ids))
 
 
 def _generator(seed: int | None) -> torch.Generator:

@@ -11,6 +11,7 @@ from ..data.example import MODEL, USER, Turn
 from .chat import ChatCall, Limits, check_conversation, integer, max_tokens, number, required, stop_sequences
 from .engine import Result, Sampling
 from .errors import ApiError, gemini_error_body
+from .structured import gemini_structured
 
 API = "gemini"
 _FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS"}
@@ -36,12 +37,14 @@ def parse(body: dict[str, Any], limits: Limits, path_model: str | None = None) -
     if config.get("candidateCount") not in (None, 1):
         raise ApiError(400, "generationConfig.candidateCount must be 1")
     where = "generationConfig."
+    constraint, free = gemini_structured(config)
     sampling = Sampling(
         max_tokens=max_tokens(integer(config, "maxOutputTokens", where), limits, where + "maxOutputTokens"),
         temperature=number(config, "temperature", 1.0, 0.0, 2.0, where),
         top_p=number(config, "topP", 1.0, 0.0, 1.0, where),
         seed=integer(config, "seed", where),
         stop=stop_sequences(config.get("stopSequences"), where + "stopSequences", most=5),
+        constraint=constraint, free=free,
     )
     return ChatCall(path_model or "", _parts_text(system["parts"], "systemInstruction") if system else None,
                     turns, sampling)

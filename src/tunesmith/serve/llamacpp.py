@@ -138,6 +138,10 @@ class LlamaCppEngine:
     async def _complete(self, worker: _Worker, system: str | None, turns: list[Turn], sampling: Sampling,
                         generation: Generation) -> None:
         try:
+            if sampling.constraint is not None:
+                raise ApiError(400, "structured outputs (response_format, guided_choice, responseSchema) are not "
+                                    "available with --engine llama.cpp; serve with the built-in engine for them",
+                               param="response_format")
             try:
                 prompt = render_prompt(Example(turns=turns, system=system), worker.tokenizer)
             except TunesmithError as exc:

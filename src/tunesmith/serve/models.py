@@ -20,6 +20,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..data.output_space import OutputSpace
 from ..errors import BadInputError, TunesmithError
 from ..hardware import inference_device, inference_dtype
 from ..models.catalog import DEFAULT_BASE_MODEL
@@ -43,6 +44,7 @@ class ServedModel:
     base_model: str | None = None  # the base it was tuned from (lineage for /v1/models)
     created_at: int = 0  # unix seconds
     remote: RemoteEndpoint | None = None  # set for a model served by its Vertex AI endpoint, not from `base`
+    output_space: OutputSpace | None = None  # its training data's: answers are held to it unless a request says otherwise
 
 
 def resolve_model_name(name: str) -> ServedModel:
@@ -57,7 +59,7 @@ def served(model: ResolvedModel) -> ServedModel:
         return ServedModel(name=model.ref, names=(model.ref,), base=model.ref)
     names = tuple(n for n in (version.name, version.id) if n)
     common = dict(name=names[0], names=names, model_id=version.id, base_model=version.base_model,
-                  created_at=int(version.created_at.timestamp()))
+                  created_at=int(version.created_at.timestamp()), output_space=model.output_space)
     if model.remote is not None:
         return ServedModel(base=version.base_model, remote=model.remote, **common)
     return ServedModel(base=model.local.base, adapter_path=model.local.adapter_path, **common)

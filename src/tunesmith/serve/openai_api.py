@@ -13,6 +13,7 @@ from .chat import ChatCall, Limits, check_conversation, integer, max_tokens, num
 from .engine import Result, Sampling
 from .errors import ApiError, openai_error_body
 from .models import ServedModel
+from .structured import openai_structured
 
 API = "openai"
 _ROLES = {"user": USER, "assistant": MODEL}
@@ -40,12 +41,14 @@ def parse(body: dict[str, Any], limits: Limits, path_model: str | None = None) -
         raise ApiError(400, "n must be 1: one choice per request", param="n")
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+    constraint, free = openai_structured(body)
     sampling = Sampling(
         max_tokens=max_tokens(integer({name: limit}, name), limits, name),
         temperature=number(body, "temperature", 1.0, 0.0, 2.0),
         top_p=number(body, "top_p", 1.0, 0.0, 1.0),
         seed=integer(body, "seed"),
         stop=stop_sequences(body.get("stop"), "stop", most=4),
+        constraint=constraint, free=free,
     )
     stream = body.get("stream") is True
     options = body.get("stream_options") or {}

@@ -52,6 +52,10 @@ class Proxy:
 
     async def _forward(self, remote: RemoteEndpoint, system: str | None, turns: list[Turn], sampling: Sampling,
                        stream: bool, generation: Generation) -> None:
+        if sampling.constraint is not None:  # refused, not silently ignored (docs/serving.md)
+            generation.emit("error", ApiError(400, "structured outputs (response_format, guided_choice, responseSchema) "
+                                                   "are not supported yet for a model served by its Vertex AI endpoint"))
+            return
         try:
             models = self._client(remote).aio.models
             request = dict(model=remote.endpoint, contents=genai_contents(Example(turns=turns, system=system)),

@@ -424,3 +424,11 @@ def m005_rollout(op: Operations) -> None:
             batch.add_column(sa.Column(column, sa.String))
     op.create_index("ix_served_requests_request_id", "served_requests", ["request_id"])
     op.create_index("ix_served_requests_deployment", "served_requests", ["deployment"])
+
+
+@migration
+def m006_output_space(op: Operations) -> None:
+    """Model versions keep the output space of their training data (data/output_space.py):
+    the labels, template or JSON fields decoding is held to. NULL: free text, or not known."""
+    with op.batch_alter_table("model_versions") as batch:
+        batch.add_column(sa.Column("output_space", sa.JSON))

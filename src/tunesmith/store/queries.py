@@ -228,7 +228,7 @@ def register_model(*, base_model: str, method: str, spec: dict[str, Any], job_id
                    dataset_version: str | None = None, final_metrics: dict[str, Any] | None = None,
                    best_metrics: dict[str, Any] | None = None, stop_reason: str | None = None,
                    lineage: dict[str, Any] | None = None, family: str | None = None,
-                   session: Session | None = None) -> ModelVersion:
+                   output_space: dict[str, Any] | None = None, session: Session | None = None) -> ModelVersion:
     """A new model version in the registry, at stage "candidate". `family`: see `model_family`."""
     with _using(session) as s:
         if name is not None:
@@ -238,7 +238,7 @@ def register_model(*, base_model: str, method: str, spec: dict[str, Any], job_id
             stage="candidate", adapter_path=adapter_path, merged_path=merged_path, remote_model=remote_model,
             remote_endpoint=remote_endpoint, dataset_version=dataset_version, spec=spec,
             final_metrics=final_metrics, best_metrics=best_metrics, stop_reason=stop_reason, lineage=lineage,
-            family=family or None,
+            family=family or None, output_space=output_space,
         )
         s.add(model)
         s.flush()

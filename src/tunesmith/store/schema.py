@@ -184,6 +184,8 @@ class ModelVersion(Base):
     stop_reason: Mapped[str | None] = mapped_column(String)
     lineage: Mapped[JSONDict | None]  # anything else worth keeping about where it came from
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    # What its training data's outputs may be (data/output_space.py); NULL: free text or unknown.
+    output_space: Mapped[JSONDict | None]
 
 
 class EvalRun(Base):

@@ -43,7 +43,9 @@ class TrainingDisplay:
             fields["val"] = f"{row['eval_loss']:.4f}"
             self.progress.console.print(f"step {row['step']}: validation loss {row['eval_loss']:.4f}"
                                         + (f", token accuracy {row['eval_token_accuracy']:.3f}"
-                                           if "eval_token_accuracy" in row else ""), highlight=False)
+                                           if "eval_token_accuracy" in row else "")
+                                        + (f", answer accuracy {row['eval_accuracy']:.3f}"
+                                           if "eval_accuracy" in row else ""), highlight=False)
         if "tokens_per_s" in row:
             fields["speed"] = f"{row['tokens_per_s']:.0f}"
         self.progress.update(self.task, completed=row["step"], total=row.get("max_steps") or None, **fields)

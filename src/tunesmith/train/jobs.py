@@ -16,6 +16,7 @@ next time anyone looks, and `resume_job` continues it from its last checkpoint. 
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any, Callable
 
 import yaml
 
+from ..data.output_space import OUTPUT_SPACE_FILE, dataset_output_space
 from ..errors import BadInputError, TunesmithError
 from ..fileio import atomic_write_text
 from ..paths import runs_dir
@@ -155,11 +157,28 @@ def _register(job, trained: TrainedModel, recorder: Recorder, session):
                   dataset_version=job.dataset_version, final_metrics=trained.final_metrics,
                   best_metrics=trained.best_metrics, stop_reason=job.stop_reason,
                   lineage={"data": job.spec["data"], **trained.lineage})
+    space = _output_space(job, trained)
+    if space is not None:
+        fields["output_space"] = space
     name = job.spec.get("name")
     if name and queries.model_name_taken(name, session=session):
         recorder.event("warning", f"the name {name!r} was taken while the job ran; registered without a name")
         name = None
     return queries.register_model(name=name, session=session, **fields)
+
+
+def _output_space(job, trained: TrainedModel) -> dict | None:
+    """The training data's output space, written beside the weights (output_space.json) and
+    returned for the registry row, so evaluation and serving hold decoding to it."""
+    data = Path(job.spec["data"])
+    space = dataset_output_space(data) if data.is_dir() else None
+    if space is None:
+        return None
+    text = json.dumps(space.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    for folder in (job.run_dir, trained.adapter_path, trained.merged_path):
+        if folder and Path(folder).is_dir():
+            atomic_write_text(Path(folder) / OUTPUT_SPACE_FILE, text)
+    return space.to_dict()
 
 
 # --- looking at, cancelling and resuming jobs -------------------------------------------------

@@ -3,7 +3,10 @@
 Overfitting shows as validation loss that stops improving while training loss keeps
 falling: the model is memorising its training set. After `patience` evaluations like that
 the watch says stop, with the evidence; the best checkpoint (lowest validation loss) is
-the run's result. The guard stops a run whose loss is NaN, infinite or exploding."""
+the run's result. With `select_by="accuracy"` the watch follows the task's real metric
+instead (exact labels or template fields, train/answer_metric.py): the best checkpoint is the
+most accurate, and the run stops when accuracy has not risen for `patience` evaluations
+while training loss kept falling. The guard stops a run whose loss is NaN, infinite or exploding."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ class Evaluation:
     step: int
     train_loss: float | None  # the latest training loss logged before this evaluation
     eval_loss: float
+    accuracy: float | None = None  # the task's real metric on validation answers, where measured
 
 
 @dataclass
@@ -29,15 +33,23 @@ class StopVerdict:
 
 
 class OverfittingWatch:
-    def __init__(self, patience: int, min_delta: float = 0.0):
+    def __init__(self, patience: int, min_delta: float = 0.0, select_by: str = "loss"):
         self.patience = patience
         self.min_delta = min_delta
+        self.select_by = select_by
         self.history: list[Evaluation] = []
         self.best: Evaluation | None = None
 
+    def _better(self, evaluation: Evaluation) -> bool:
+        if self.best is None:
+            return True
+        if self.select_by == "accuracy" and evaluation.accuracy is not None and self.best.accuracy is not None:
+            return evaluation.accuracy > self.best.accuracy + self.min_delta
+        return evaluation.eval_loss < self.best.eval_loss - self.min_delta
+
     def observe(self, evaluation: Evaluation) -> StopVerdict | None:
         self.history.append(evaluation)
-        if self.best is None or evaluation.eval_loss < self.best.eval_loss - self.min_delta:
+        if self._better(evaluation):
             self.best = evaluation
             return None
         if self.patience <= 0:
@@ -45,15 +57,21 @@ class OverfittingWatch:
         since_best = self.history[self.history.index(self.best) + 1:]
         if len(since_best) < self.patience or not self._train_loss_kept_falling(since_best):
             return None
-        losses = ", ".join(f"step {e.step}: val {e.eval_loss:.4f} / train {e.train_loss:.4f}" for e in since_best)
+        if self.select_by == "accuracy" and self.best.accuracy is not None:
+            losses = ", ".join(f"step {e.step}: accuracy {e.accuracy:.3f} / train {e.train_loss:.4f}" for e in since_best)
+            what, best = "validation accuracy", f"{self.best.accuracy:.3f}"
+        else:
+            losses = ", ".join(f"step {e.step}: val {e.eval_loss:.4f} / train {e.train_loss:.4f}" for e in since_best)
+            what, best = "validation loss", f"{self.best.eval_loss:.4f}"
         return StopVerdict(
             reason="stopped_early",
-            message=(f"validation loss has not improved for {len(since_best)} evaluations (best {self.best.eval_loss:.4f} "
+            message=(f"{what} has not improved for {len(since_best)} evaluations (best {best} "
                      f"at step {self.best.step}) while training loss kept falling ({losses}): the model is overfitting; "
                      f"keeping the checkpoint from step {self.best.step}"),
             evidence={
                 "best_step": self.best.step,
                 "best_eval_loss": self.best.eval_loss,
+                "best_accuracy": self.best.accuracy,
                 "evaluations": [e.__dict__ for e in [self.best, *since_best]],
             },
         )

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 from ...data.dataset import load_dataset
+from ...data.output_space import dataset_output_space
 from ...data.seal import verify_seal
 from ...errors import BadInputError, TunesmithError
 from ...fileio import atomic_write_text
@@ -40,6 +41,7 @@ from ...models.loading import load_model, load_tokenizer
 from ...plan import planner
 from ...store import queries
 from .. import accelerate as launch
+from ..answer_metric import AnswerMetric
 from ..recorder import LOG_FILE, METRICS_FILE, Recorder
 from ..spec import LocalSpec
 from ..watch import Evaluation, LossGuard, OverfittingWatch, StopVerdict
@@ -162,6 +164,7 @@ class LocalRecipe:
         recorder.event("model", f"{spec.base_model}, {spec.method}, {precision}: {trainable:,} of {total:,} parameters trained",
                        {"trainable_parameters": trainable, "parameters": total, "precision": precision})
         checkpointing = _gradient_checkpointing(spec, train, recorder)
+        answer_metric = self._answer_metric(dataset, tokenizer)
 
         # Schedule: evaluations about four times an epoch, a checkpoint at each (the best is kept).
         # A step takes batch_size x gradient_accumulation examples on each of the world_size processes.
@@ -199,8 +202,8 @@ class LocalRecipe:
             save_steps=checkpoint_interval,
             save_total_limit=2,  # with load_best_model_at_end: the best and the latest survive
             load_best_model_at_end=bool(validation),
-            metric_for_best_model="eval_loss",
-            greater_is_better=False,
+            metric_for_best_model="eval_accuracy" if answer_metric and spec.select_by == "accuracy" else "eval_loss",
+            greater_is_better=bool(answer_metric) and spec.select_by == "accuracy",
             report_to=[],
             disable_tqdm=True,
             dataloader_num_workers=0,
@@ -209,15 +212,32 @@ class LocalRecipe:
         )
         columns = lambda rows: Dataset.from_dict({"input_ids": [r.input_ids for r in rows],
                                                   "labels": [r.labels for r in rows]})
-        self.watch_state = WatchState(OverfittingWatch(spec.early_stopping.patience,
-                                                       spec.early_stopping.min_delta), LossGuard())
+        self.watch_state = WatchState(OverfittingWatch(spec.early_stopping.patience, spec.early_stopping.min_delta,
+                                                       spec.select_by if answer_metric else "loss"), LossGuard())
         callback = _callback(self.recorder, self.watch_state, self.cancel, trained_tokens_per_step(train, spec))
         self.trainer = _trainer_class()(model=model, args=config, train_dataset=columns(train),
                                         eval_dataset=columns(validation) if validation else None,
                                         processing_class=tokenizer, callbacks=[callback])
         self.trainer.remove_callback(PrinterCallback)  # the recorder shows the metrics; the default prints raw dicts
+        self.trainer.answer_metric = answer_metric
         self.tokenizer, self.precision, self.gradient_checkpointing = tokenizer, precision, checkpointing
         return self
+
+    def _answer_metric(self, dataset, tokenizer) -> AnswerMetric | None:
+        """The task's real metric at each evaluation, where the data has an output space (labels,
+        a template): the model answers up to `accuracy_examples` validation prompts."""
+        spec = self.spec
+        space = dataset_output_space(spec.data)
+        examples = dataset.split("validation")[: spec.accuracy_examples]
+        if space is None or not examples or spec.accuracy_examples == 0 or launch.world_size() > 1:
+            if spec.select_by == "accuracy":
+                raise BadInputError("select_by: accuracy needs a validation split whose outputs have an output space "
+                                    "(labels or a template) and accuracy_examples above 0, on one process",
+                                    "use select_by: loss for free-text outputs")
+            return None
+        self.recorder.event("answer_metric", f"accuracy on {len(examples)} validation answers at each evaluation "
+                            f"({space.describe()}), next to the loss; best checkpoint by {spec.select_by}")
+        return AnswerMetric(space, examples, tokenizer)
 
     def train(self, resume: bool) -> None:
         checkpoint = last_checkpoint(self.run_dir) if resume else None
@@ -244,6 +264,8 @@ class LocalRecipe:
         self.tokenizer.save_pretrained(str(weights_dir))
         best = self.watch_state.watch.best
         best_metrics = {"step": best.step, "eval_loss": best.eval_loss, "train_loss": best.train_loss} if best else {}
+        if best is not None and best.accuracy is not None:
+            best_metrics["eval_accuracy"] = best.accuracy
         if verdict:  # the overfitting watch
             self.recorder.event("stopped_early", verdict.message, verdict.evidence)
             stop_reason, message, evidence = "stopped_early", verdict.message, verdict.evidence
@@ -489,6 +511,19 @@ def _trainer_class():
     from trl import SFTTrainer
 
     class LeanLossSFTTrainer(SFTTrainer):
+        answer_metric = None  # train/answer_metric.AnswerMetric: the task's real metric at each evaluation
+
+        def evaluation_loop(self, *args, **kwargs):
+            output = super().evaluation_loop(*args, **kwargs)
+            prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
+            if self.answer_metric is not None and self.is_world_process_zero():
+                # Under the run's autocast, as its forward passes run: bf16 weights beside fp32 norms and adapters.
+                with self.accelerator.autocast():
+                    scores = self.answer_metric(self.model)
+                output.metrics[f"{prefix}_accuracy"] = scores["accuracy"]
+                output.metrics[f"{prefix}_valid_rate"] = scores["valid_rate"]
+            return output
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if self.accelerator.num_processes > 1:
                 # Several processes: the forward pass must go through the DDP / FSDP / DeepSpeed wrapper (it
@@ -589,7 +624,7 @@ class _RunCallback:  # a transformers TrainerCallback (its base class is added i
                 control.should_training_stop = True
         elif "eval_loss" in logs:
             row.update(eval_loss=float(logs["eval_loss"]), eval_token_accuracy=logs.get("eval_mean_token_accuracy"),
-                       train_loss=self.state.last_train_loss)
+                       eval_accuracy=logs.get("eval_accuracy"), train_loss=self.state.last_train_loss)
         else:
             return
         row = {k: v for k, v in row.items() if v is not None}
@@ -600,7 +635,7 @@ class _RunCallback:  # a transformers TrainerCallback (its base class is added i
         if not metrics or "eval_loss" not in metrics:
             return
         verdict = self.state.watch.observe(Evaluation(state.global_step, self.state.last_train_loss,
-                                                      float(metrics["eval_loss"])))
+                                                      float(metrics["eval_loss"]), metrics.get("eval_accuracy")))
         if verdict and self.state.verdict is None:
             self.state.verdict = verdict
             control.should_training_stop = True

@@ -1,0 +1,115 @@
+"""Constrained decoding: whatever the model's weights say, every finished answer is inside
+the space (property-based over random label sets and templates), a batch mixes constrained
+and free rows without either changing the other, and JSON schemas hold."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tunesmith.data.example import Example, Turn
+from tunesmith.data.output_space import Field, OutputSpace
+from tunesmith.errors import BadInputError
+from tunesmith.models.chat import render_prompt
+from tunesmith.models.constrain import Automaton, label_segments, schema_segments, space_segments
+from tunesmith.models.generate import generate_greedy
+from tunesmith.models.loading import load_model, load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def random_model(tiny_model_dir, tmp_path_factory):
+    """Random weights with an untied head: a model that would write anything at all."""
+    import torch
+    from transformers import AutoConfig, LlamaForCausalLM
+
+    config = AutoConfig.from_pretrained(str(tiny_model_dir))
+    config.tie_word_embeddings = False
+    torch.manual_seed(1)
+    model = LlamaForCausalLM(config).eval()
+    return model, load_tokenizer(str(tiny_model_dir))
+
+
+def _prompts(tokenizer, n):
+    texts = ["where is my card?", "refund please", "my top-up failed twice today", "hi", "the app crashes", "x"]
+    return [render_prompt(Example([Turn("user", texts[i % len(texts)])]), tokenizer) for i in range(n)]
+
+
+_word = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCXYZ0123456789_-é", min_size=1, max_size=12)
+_label = st.lists(_word, min_size=1, max_size=3).map(" ".join)
+_SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@_SETTINGS
+@given(labels=st.lists(_label, min_size=1, max_size=12, unique=True))
+def test_every_answer_is_a_label(random_model, labels):
+    model, tokenizer = random_model
+    prompts = _prompts(tokenizer, 5)
+    answers = generate_greedy(model, tokenizer, prompts, max_new_tokens=100, batch_size=5,
+                              constraints=[label_segments(labels)] * len(prompts))
+    assert all(answer in labels for answer in answers), (answers, labels)
+
+
+@_SETTINGS
+@given(fields=st.lists(st.tuples(st.sampled_from(["Category", "Priority", "Team", "Sentiment"]),
+                                 st.lists(_word, min_size=1, max_size=5, unique=True)),
+                       min_size=1, max_size=4, unique_by=lambda f: f[0]))
+def test_every_answer_fills_the_template(random_model, fields):
+    model, tokenizer = random_model
+    space = OutputSpace("keys", fields=tuple(Field(name, tuple(values)) for name, values in fields))
+    prompts = _prompts(tokenizer, 4)
+    answers = generate_greedy(model, tokenizer, prompts, max_new_tokens=200, batch_size=4,
+                              constraints=[space_segments(space)] * len(prompts))
+    assert all(space.contains(answer) for answer in answers), answers
+
+
+def test_free_fields_stay_on_their_line_and_the_closed_ones_in_their_set(random_model):
+    model, tokenizer = random_model
+    space = OutputSpace("keys", fields=(Field("Category", ("Billing", "Returns")), Field("Action", None)))
+    automaton = Automaton(space_segments(space))
+    answers = generate_greedy(model, tokenizer, _prompts(tokenizer, 4), max_new_tokens=30, batch_size=4,
+                              constraints=[space_segments(space)] * 4)
+    for answer in answers:  # a free field may run to max_new_tokens: what is there is a valid beginning
+        assert answer.startswith(("Category: Billing\nAction:", "Category: Returns\nAction:"))
+        assert automaton.read(automaton.start, answer.encode()) is not None
+
+
+def test_a_batch_mixes_constrained_and_free_rows(random_model):
+    model, tokenizer = random_model
+    prompts = _prompts(tokenizer, 6)
+    labels = ["card_arrival", "refund_not_showing_up", "top_up_failed"]
+    constraints = [label_segments(labels) if i % 2 else None for i in range(6)]
+    mixed = generate_greedy(model, tokenizer, prompts, max_new_tokens=30, batch_size=6, constraints=constraints)
+    free = generate_greedy(model, tokenizer, prompts, max_new_tokens=30, batch_size=6)
+    for i, answer in enumerate(mixed):
+        if i % 2:
+            assert answer in labels
+        else:
+            assert answer == free[i]  # a free row is untouched by its constrained neighbours
+    assert any(answer not in labels for answer in free)  # the random model alone writes anything
+
+
+def test_json_schemas_hold_and_unsupported_ones_are_refused(random_model):
+    model, tokenizer = random_model
+    schema = {"type": "object", "properties": {
+        "intent": {"enum": ["book", "cancel"]}, "people": {"type": "integer"}, "urgent": {"type": "boolean"},
+        "where": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+    answers = generate_greedy(model, tokenizer, _prompts(tokenizer, 3), max_new_tokens=80, batch_size=3,
+                              constraints=[schema_segments(schema)] * 3)
+    automaton = Automaton(schema_segments(schema))
+    for answer in answers:
+        assert automaton.read(automaton.start, answer.encode()) is not None
+        assert answer.startswith('{"intent": "')
+    with pytest.raises(BadInputError):
+        schema_segments({"type": "array", "items": {"type": "string"}})
+
+
+def test_the_automaton_accepts_exactly_the_space():
+    automaton = Automaton(label_segments(["ab", "abc", "b"]))
+    assert [automaton.matches(t) for t in ("ab", "abc", "b", "a", "abcd", "")] == [True, True, True, False, False, False]
+    space = OutputSpace("json", fields=(Field("a", ("x", "y")), Field("n", None, "number")))
+    json_automaton = Automaton(space_segments(space))
+    assert json_automaton.matches(json.dumps({"a": "x", "n": 12}))
+    assert not json_automaton.matches(json.dumps({"a": "z", "n": 12}))
