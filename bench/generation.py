@@ -1,8 +1,10 @@
-"""Benchmark: tunesmith's evaluation generation (batched greedy decoding, left padding, KV
-cache, prompts sorted by length) against a naive loop that calls `generate` on one prompt at
-a time, same model (SmolLM2-135M-Instruct), same prompts, same token limit, in one run.
+"""Benchmark: tunesmith's evaluation generation (greedy, continuous batching over a KV cache,
+prompts in order of length) against two baselines in one run, same model
+(SmolLM2-135M-Instruct), prompts and token limit: a naive loop that calls `generate` on one
+prompt at a time, and the static batches evaluation used before (one `generate` call per
+batch of prompts sorted by length).
 
-Prints examples per second of each, the ratio, and how often the two give the same answer
+Prints examples per second of each, the ratios, and how often they give the same answer
 (greedy decoding in a padded batch can flip a near-tie). Results also go to
 bench/results/generation.json. On a shared CPU the numbers move from run to run.
 
@@ -30,6 +32,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from tunesmith.hardware import cpu_flags  # noqa: E402 - after the environment is set
+
 RESULTS = Path(__file__).resolve().parent / "results" / "generation.json"
 
 
@@ -46,6 +50,28 @@ def test_prompts(n: int) -> list:
     return load_dataset([folder / "prepared"]).split("test")[:n]
 
 
+def static(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, stop_ids: list[int]) -> list[str]:
+    """tunesmith's evaluation before continuous batching: prompts sorted by length, one
+    transformers `generate` call per batch, every row decoding until the batch's longest ends."""
+    import torch
+
+    from tunesmith.models.chat import left_padded
+
+    encoded = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    answers = [""] * len(prompts)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            input_ids, mask = left_padded([encoded[i] for i in rows], tokenizer.pad_token_id)
+            out = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                 do_sample=False, eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id)
+            for row, sequence in zip(rows, out[:, input_ids.shape[1]:].tolist()):
+                end = next((k for k, t in enumerate(sequence) if t in stop_ids), len(sequence))
+                answers[row] = tokenizer.decode(sequence[:end], skip_special_tokens=True).strip()
+    return answers
+
+
 def naive(model, tokenizer, prompts: list[str], max_new_tokens: int, stop_ids: list[int]) -> list[str]:
     """What a first evaluation script does: one prompt, one `generate` call, at a time."""
     import torch
@@ -60,13 +86,6 @@ def naive(model, tokenizer, prompts: list[str], max_new_tokens: int, stop_ids: l
     return answers
 
 
-def cpu_flags() -> str:
-    try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split(":")[1].split()
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
-    return " ".join(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4", "f16c")))
-
 
 def constrained(args, model, tokenizer, prompts: list[str], outputs: list[str]) -> int:
     import torch
@@ -80,26 +99,28 @@ def constrained(args, model, tokenizer, prompts: list[str], outputs: list[str]) 
     labels = json.loads(banking.read_text()) if banking.is_file() else sorted({o.split("\n")[0] for o in outputs})
     spaces = {"template": template, "labels": OutputSpace("labels", labels=tuple(labels))}
     results = {"model": "smollm2-135m-instruct (float32)", "prompts": len(prompts), "batch_size": args.batch_size,
-               "max_new_tokens": args.max_new_tokens, "cpu_flags": cpu_flags(),
+               "max_new_tokens": args.max_new_tokens, "cpu_flags": " ".join(cpu_flags()),
                "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                            "platform": platform.platform(), "torch": torch.__version__}}
 
-    # The constraint's own time: every call of the logits processor, timed. On a shared CPU two
+    # The constraint's own time: every mask and advance of a row's RowState, timed. On a shared CPU two
     # whole runs differ by more than the constraint costs, and a constrained answer is shorter or
     # longer than the free one, so the cost is also taken as the processor's share of its run.
     from tunesmith.models import constrain
 
     spent = {"s": 0.0}
-    call = constrain.ConstrainedLogits.__call__
 
-    def timed(self, input_ids, scores):
-        start = time.perf_counter()
-        try:
-            return call(self, input_ids, scores)
-        finally:
-            spent["s"] += time.perf_counter() - start
+    def timed(method):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                spent["s"] += time.perf_counter() - start
+        return wrapper
 
-    constrain.ConstrainedLogits.__call__ = timed
+    constrain.RowState.mask = timed(constrain.RowState.mask)
+    constrain.RowState.advance = timed(constrain.RowState.advance)
 
     def run(segments):
         spent["s"] = 0.0
@@ -168,19 +189,27 @@ def main() -> int:
     baseline = naive(model, tokenizer, prompts, args.max_new_tokens, stop_ids)
     naive_s = time.perf_counter() - start
     start = time.perf_counter()
+    before = static(model, tokenizer, prompts, args.max_new_tokens, args.batch_size, stop_ids)
+    static_s = time.perf_counter() - start
+    start = time.perf_counter()
     batched = generate_greedy(model, tokenizer, prompts, args.max_new_tokens, batch_size=args.batch_size)
     batched_s = time.perf_counter() - start
 
     agreement = sum(a == b for a, b in zip(baseline, batched)) / len(prompts)
+    agreement_static = sum(a == b for a, b in zip(before, batched)) / len(prompts)
     results = {
         "model": "smollm2-135m-instruct (float32)",
         "prompts": len(prompts),
         "max_new_tokens": args.max_new_tokens,
         "batch_size": args.batch_size,
         "naive": {"seconds": round(naive_s, 2), "examples_per_s": round(len(prompts) / naive_s, 3)},
+        "static_batches": {"seconds": round(static_s, 2), "examples_per_s": round(len(prompts) / static_s, 3)},
         "tunesmith": {"seconds": round(batched_s, 2), "examples_per_s": round(len(prompts) / batched_s, 3)},
         "speedup": round(naive_s / batched_s, 2),
+        "speedup_over_static_batches": round(static_s / batched_s, 2),
         "same_answers": round(agreement, 3),
+        "same_answers_as_static_batches": round(agreement_static, 3),
+        "cpu_flags": " ".join(cpu_flags()),
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
                     "python": sys.version.split()[0], "torch": torch.__version__},
     }
@@ -188,6 +217,9 @@ def main() -> int:
     print(f"tunesmith {results['tunesmith']['examples_per_s']} examples/s vs naive "
           f"{results['naive']['examples_per_s']} examples/s: {results['speedup']}x; "
           f"same answers on {agreement:.0%} of {len(prompts)} prompts")
+    print(f"continuous batching {results['tunesmith']['examples_per_s']} examples/s vs static batches (the previous "
+          f"evaluation) {results['static_batches']['examples_per_s']}: {results['speedup_over_static_batches']}x; "
+          f"same answers on {agreement_static:.0%}; CPU flags: {' '.join(cpu_flags())}")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -13,9 +13,10 @@ vocabulary alongside the automaton (a label prefix prunes the walk to a few bran
 the end-of-turn token once the state accepts. The allowed tokens of a state are computed
 once and cached: a label space has as many states as its labels have distinct prefixes.
 
-`ConstrainedLogits` is a transformers logits processor over a batch whose rows each carry
-their own constraint (or none: a free row), used by evaluation (models/generate.py) and
-the server's engine (serve/engine.py)."""
+A `RowState` follows one row through its constraint: before each step it masks the row's
+scores to the allowed tokens, after it reads the chosen token. Evaluation (models/generate.py)
+and the server's engine (serve/engine.py) give each row of a batch its own (or none: a free
+row)."""
 
 from __future__ import annotations
 
@@ -493,22 +494,3 @@ def _token_table(vocabulary: Vocabulary) -> dict[int, bytes]:
 
 def _token_bytes(vocabulary: Vocabulary, token: int) -> bytes | None:
     return _token_table(vocabulary).get(token)
-
-
-class ConstrainedLogits:
-    """A transformers logits processor: row i of the batch is held to `rows[i]` (None: free).
-    `prompt_length` is the padded prompt's length: tokens after it are the generated ones."""
-
-    def __init__(self, rows: Sequence[Constraint | None], prompt_length: int):
-        self.rows = [RowState(c) if c is not None else None for c in rows]
-        self.prompt_length = prompt_length
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        generated = input_ids.shape[1] - self.prompt_length
-        for i, row in enumerate(self.rows):
-            if row is None:
-                continue
-            if generated > 0:
-                row.advance(int(input_ids[i, -1]))
-            scores[i] = row.mask(scores[i])
-        return scores

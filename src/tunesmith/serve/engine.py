@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..data.example import Example, Turn
 from ..errors import TunesmithError
-from ..models.chat import left_padded, pad_token_id, render_prompt, stop_token_ids
+from ..models.chat import pad_token_id, render_prompt, stop_token_ids
 from ..models.constrain import RowState, compile_constraint, space_segments
+from ..models.decoding import Batch
 from .errors import ApiError
 from .metrics import BATCH_SIZE_BUCKETS
 from .models import ModelPool, ServedModel
@@ -117,66 +118,11 @@ class _Row:
     prompt_tokens: int
     generator: torch.Generator
     constraint: RowState | None = None
+    end_ids: frozenset[int] = frozenset()  # the model's end-of-turn tokens
     tokens: list[int] = field(default_factory=list)
     sent: int = 0  # characters of text already emitted
     text: str = ""
     finish_reason: str | None = None
-
-
-@dataclass
-class _Batch:
-    """Rows of one model decoding together over one KV cache. Padding is on the left, so
-    every row's newest token sits in the last column and one forward step extends every row;
-    `mask` marks the real tokens and `positions` holds each row's newest position."""
-
-    rows: list[_Row]
-    cache: Any  # a transformers DynamicCache: keys and values [rows, heads, columns, head_dim] per layer
-    mask: torch.Tensor  # [rows, columns]
-    positions: torch.Tensor  # [rows, 1]
-    logits: torch.Tensor  # [rows, vocabulary]: each row's next-token logits, ready to sample
-    end_ids: frozenset[int]
-
-    @property
-    def joinable(self) -> bool:
-        """Newcomers can join only a cache of plain full-attention layers (not sliding-window
-        or quantized ones, whose columns mean something else); otherwise they wait their turn."""
-        return all(type(layer).__name__ == "DynamicLayer" for layer in self.cache.layers)
-
-    def select(self, keep: list[int]) -> None:
-        """Keep only these rows, and drop the leading columns that are padding in all of them
-        (the space a long finished row held), so attention costs what the live rows need."""
-        import torch
-
-        index = torch.tensor(keep, device=self.mask.device)
-        self.cache.batch_select_indices(index)
-        self.rows = [self.rows[i] for i in keep]
-        self.mask, self.positions, self.logits = self.mask[index], self.positions[index], self.logits[index]
-        unused = int(self.mask.any(dim=0).int().argmax())  # the first column some row uses
-        if unused:
-            self.mask = self.mask[:, unused:]
-            for layer in self.cache.layers:
-                layer.keys, layer.values = layer.keys[..., unused:, :], layer.values[..., unused:, :]
-
-    def join(self, other: _Batch) -> None:
-        """Add another batch's rows (newcomers just prefilled): the shorter side is padded on
-        the left to the same width and the caches are stacked row-wise. No token is recomputed."""
-        import torch
-        import torch.nn.functional as F
-
-        width = max(self.mask.shape[1], other.mask.shape[1])
-
-        def widen(tensor: torch.Tensor, dim_from_end: int) -> torch.Tensor:
-            missing = width - tensor.shape[-dim_from_end]
-            # F.pad's pairs run from the last dimension backwards: (left, right) of each.
-            return F.pad(tensor, (0, 0) * (dim_from_end - 1) + (missing, 0)) if missing else tensor
-
-        for mine, theirs in zip(self.cache.layers, other.cache.layers):
-            mine.keys = torch.cat([widen(mine.keys, 2), widen(theirs.keys, 2)])
-            mine.values = torch.cat([widen(mine.values, 2), widen(theirs.values, 2)])
-        self.mask = torch.cat([widen(self.mask, 1), widen(other.mask, 1)])
-        self.positions = torch.cat([self.positions, other.positions])
-        self.logits = torch.cat([self.logits, other.logits])
-        self.rows += other.rows
 
 
 class Engine:
@@ -217,7 +163,7 @@ class Engine:
         if self.threads:
             torch.set_num_threads(self.threads)  # for the whole process: torch has one setting
         waiting: list[_Request] = []  # queued, not yet in a batch (the batch of their model was full)
-        batches: dict[tuple[str, str | None], _Batch] = {}  # one running batch per model
+        batches: dict[tuple[str, str | None], Batch[_Row]] = {}  # one running batch per model
         stopping = False
         with torch.inference_mode():
             while True:
@@ -253,7 +199,7 @@ class Engine:
             if len(waiting) >= self.max_batch_size:
                 block = False  # enough to fill a batch: take the rest of the queue without waiting
 
-    def _admit(self, waiting: list[_Request], batches: dict[tuple[str, str | None], _Batch]) -> None:
+    def _admit(self, waiting: list[_Request], batches: dict[tuple[str, str | None], Batch[_Row]]) -> None:
         """Prefill waiting requests, in arrival order, into their model's running batch while
         it has room: newcomers join between decoding steps instead of waiting for it to end."""
         newcomers: dict[tuple[str, str | None], list[_Request]] = {}
@@ -273,12 +219,9 @@ class Engine:
             else:
                 batches[key] = batch
 
-    def _prefill(self, requests: list[_Request]) -> _Batch | None:
+    def _prefill(self, requests: list[_Request]) -> Batch[_Row] | None:
         """Encode the requests and run their prompts through the model together: a batch of
         rows whose next-token logits are ready. Rows that cannot start hear why."""
-        import torch
-        from transformers import DynamicCache
-
         try:
             with self._loaded([r.model for r in requests]) as (model, tokenizer, adapter_names):
                 rows, prompts, names = [], [], []
@@ -293,17 +236,13 @@ class Engine:
                     names.append(adapter_names[i] if adapter_names else None)
                 if not rows:
                     return None
-                input_ids, mask = left_padded(prompts, pad_token_id(tokenizer, model.generation_config))
-                input_ids, mask = input_ids.to(model.device), mask.to(model.device)
-                positions = (mask.cumsum(-1) - 1).clamp(min=0)  # positions count real tokens only
-                cache = DynamicCache(config=model.config)
                 per_row = {"adapter_names": names} if adapter_names else {}
-                logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
-                               use_cache=True, logits_to_keep=1, **per_row).logits[:, -1, :]
-                end_ids = frozenset(stop_token_ids(tokenizer, model.generation_config))
+                batch = Batch.prefill(model, prompts, rows, pad_token_id(tokenizer, model.generation_config), **per_row)
+                end_ids = stop_token_ids(tokenizer, model.generation_config)
                 for row in rows:
-                    row.constraint = _row_constraint(row.request, tokenizer, model, sorted(end_ids))
-                return _Batch(rows, cache, mask, positions[:, -1:], logits, end_ids)
+                    row.end_ids = frozenset(end_ids)
+                    row.constraint = _row_constraint(row.request, tokenizer, model, end_ids)
+                return batch
         except Exception as exc:  # noqa: BLE001 - every waiting client must hear of it
             for request in requests:
                 request.generation.emit("error", exc)
@@ -320,7 +259,7 @@ class Engine:
             with self.pool.use(models[0]) as (model, tokenizer):
                 yield model, tokenizer, None
 
-    def _step(self, batch: _Batch) -> bool:
+    def _step(self, batch: Batch[_Row]) -> bool:
         """Pick each row's next token, let finished rows leave, and run one forward step for
         the rest. False when no row is left."""
         import torch
@@ -338,7 +277,7 @@ class Engine:
                 for row, token in zip(batch.rows, next_ids.tolist()):
                     if row.constraint is not None:
                         row.constraint.advance(token)
-                    self._advance(row, token, batch.end_ids, tokenizer)
+                    self._advance(row, token, tokenizer)
                 keep = [i for i, row in enumerate(batch.rows) if row.finish_reason is None]
                 for row in batch.rows:
                     if row.finish_reason is not None:
@@ -349,12 +288,7 @@ class Engine:
                     batch.select(keep)
                     next_ids = next_ids[torch.tensor(keep)]
                     adapter_names = adapter_names and [adapter_names[i] for i in keep]
-                batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch.rows), 1))], dim=1)
-                batch.positions = batch.positions + 1
-                per_row = {"adapter_names": adapter_names} if adapter_names else {}
-                batch.logits = model(input_ids=next_ids[:, None].to(model.device), attention_mask=batch.mask,
-                                     position_ids=batch.positions, cache=batch.cache, use_cache=True,
-                                     logits_to_keep=1, **per_row).logits[:, -1, :]
+                batch.step(model, next_ids, **({"adapter_names": adapter_names} if adapter_names else {}))
                 return True
         except Exception as exc:  # noqa: BLE001 - every client in the batch must hear of it
             for row in batch.rows:
@@ -362,13 +296,13 @@ class Engine:
                     row.request.generation.emit("error", exc)
             return False
 
-    def _advance(self, row: _Row, token: int, end_ids: frozenset[int], tokenizer: Any) -> None:
+    def _advance(self, row: _Row, token: int, tokenizer: Any) -> None:
         sampling = row.request.sampling
         if row.request.generation.cancelled:
             row.finish_reason = "cancelled"
             return
         row.tokens.append(token)
-        if token in end_ids:
+        if token in row.end_ids:
             row.finish_reason = "stop"
             return
         text = tokenizer.decode(row.tokens, skip_special_tokens=True)
