@@ -26,7 +26,7 @@ repeated exactly. Example (every knob with its default):
     checkpoint_interval: null      # steps between checkpoints; null: at every evaluation
     early_stopping: {patience: 3, min_delta: 0.0}   # patience 0 turns the watch off
     select_by: loss                # loss | accuracy (exact label / template fields, measured by answering)
-    accuracy_examples: 200         # validation examples answered at each evaluation (data with an output space)
+    accuracy_examples: 64          # validation examples answered at each evaluation (data with an output space)
     processes: 1                   # training processes (one per GPU); more than 1 runs under `accelerate launch`
     accelerate_config: null        # ddp | fsdp | deepspeed-zero2 | cpu (shipped, see docs/multi-gpu.md) or a YAML path;
                                    # null: ddp on GPUs, cpu without; setting it launches even with processes: 1
@@ -152,7 +152,7 @@ class LocalSpec(_CommonSpec):
     select_by: Literal["loss", "accuracy"] = Field(
         "loss", description="what picks the best checkpoint and drives the overfitting watch: validation loss, or "
                             "accuracy (exact label / template fields; needs data with an output space)")
-    accuracy_examples: int = Field(200, ge=0, description="validation examples answered at each evaluation to measure "
+    accuracy_examples: int = Field(64, ge=0, description="validation examples answered at each evaluation to measure "
                                                           "accuracy, where the data has an output space; 0: off")
     warmup_ratio: float = Field(0.03, ge=0, lt=1, description="share of the steps the learning rate warms up over")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
