@@ -1,0 +1,75 @@
+"""Checking an exported GGUF file without llama.cpp: transformers reads it back (de-quantizing
+its weights and rebuilding its tokenizer from the metadata alone), and the greedy tokens it
+generates are compared with the source model's, prompt by prompt.
+
+This checks the tensor names, the rotary permutation, the hyperparameters, the tokenizer and
+the chat template in one go (any of them wrong and the answers differ at the first token); it
+does not run llama.cpp's own kernels (tests/registry/test_gguf_export.py does where
+llama-cpp-python is installed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..models.chat import stop_token_ids
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+@dataclass
+class GreedyAgreement:
+    prompts: int
+    same_prompt_tokens: int  # prompts the GGUF's tokenizer encodes exactly as the source's
+    same_answers: int  # prompts whose greedy answer tokens are identical
+    same_chat_template: bool
+    differing: list[int] = field(default_factory=list)  # indices of prompts whose answers differ
+
+    @property
+    def share(self) -> float:
+        return self.same_answers / self.prompts if self.prompts else 1.0
+
+
+def load_gguf(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The model and tokenizer transformers builds from a GGUF file (float32 weights)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype="float32")
+    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    return model.eval(), tokenizer
+
+
+def greedy_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str],
+                  max_new_tokens: int) -> list[list[int]]:
+    """Each prompt's greedy continuation, one prompt at a time (no padding, so nothing but the
+    weights can make two models differ), stopped at the end-of-turn token."""
+    import torch
+
+    stops = stop_token_ids(tokenizer, model.generation_config)
+    answers = []
+    with torch.inference_mode():
+        for prompt in prompts:
+            ids = torch.tensor([tokenizer(prompt, add_special_tokens=False)["input_ids"]])
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                                 do_sample=False, eos_token_id=stops, pad_token_id=stops[0])
+            answers.append(out[0, ids.shape[1] :].tolist())
+    return answers
+
+
+def greedy_agreement(source: PreTrainedModel, source_tokenizer: PreTrainedTokenizerBase, gguf_file: str | Path,
+                     prompts: list[str], max_new_tokens: int = 32) -> GreedyAgreement:
+    """How often the GGUF file, read back by transformers, answers exactly as `source` does.
+    `prompts` are rendered texts (the chat template already applied by the source tokenizer)."""
+    exported, tokenizer = load_gguf(gguf_file)
+    same_tokens = sum(tokenizer(p, add_special_tokens=False)["input_ids"]
+                      == source_tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts)
+    expected = greedy_tokens(source, source_tokenizer, prompts, max_new_tokens)
+    got = greedy_tokens(exported, tokenizer, prompts, max_new_tokens)
+    differing = [i for i, (a, b) in enumerate(zip(expected, got)) if a != b]
+    return GreedyAgreement(prompts=len(prompts), same_prompt_tokens=same_tokens,
+                           same_answers=len(prompts) - len(differing),
+                           same_chat_template=tokenizer.chat_template == source_tokenizer.chat_template,
+                           differing=differing)
