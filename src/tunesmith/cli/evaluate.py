@@ -9,6 +9,8 @@ from pathlib import Path
 import typer
 
 METRICS_HELP = "auto (from the references), label, template or free-text"
+WEIGHTS_HELP = ("how a local model holds its weights: auto (bf16 where native, else fp32), fp32, bf16, "
+                "or int8 (CPU; 8-bit weights, docs/serving.md has the quality cost)")
 BASE_URL_HELP = "an OpenAI-compatible (openai:MODEL) or Gemini (gemini:MODEL) endpoint; default $OPENAI_BASE_URL"
 
 
@@ -28,6 +30,7 @@ def eval_command(
     batch_size: int = typer.Option(16, min=1, help="prompts generated together by a local model"),
     max_new_tokens: int | None = typer.Option(None, min=1, help="default: 1.5 x the longest reference, plus 16"),
     seed: int = typer.Option(0, help="the bootstrap's seed"),
+    weights: str = typer.Option("auto", help=WEIGHTS_HELP),
 ) -> None:
     """Evaluate a model against its baseline: metrics with 95% intervals, paired tests, a verdict, a report."""
     from ..evaluate import evaluate
@@ -35,7 +38,7 @@ def eval_command(
     result = evaluate(model, baseline=None if baseline == "none" else baseline, data=data, split=split,
                       metrics=metrics, limit=limit, json_out=json_path, html_out=html, allow_overlap=allow_overlap,
                       base_url=base_url, api_key=api_key, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                      seed=seed, progress=lambda message: print(message, file=sys.stderr))
+                      seed=seed, progress=lambda message: print(message, file=sys.stderr), weights=weights)
     print_result(result.summary)
 
 

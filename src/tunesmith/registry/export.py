@@ -20,7 +20,13 @@ from ..fileio import atomic_write_text
 from ..models.catalog import CATALOG
 from ..models.embedded import gguf_string
 from ..models.loading import load_model, load_tokenizer
-from .gguf_export import QUANTS, check_exportable, pre_tokenizer_name, write_lora_gguf, write_model_gguf
+from .gguf_export import (
+    QUANTS,
+    check_exportable,
+    pre_tokenizer_name,
+    write_lora_gguf,
+    write_model_gguf,
+)
 from .resolver import LocalWeights, resolve
 
 FORMATS = ("hf", "gguf")

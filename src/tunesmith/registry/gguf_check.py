@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..models.chat import stop_token_ids
+from ..models.chat import left_padded, stop_token_ids
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -43,19 +43,24 @@ def load_gguf(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBas
 
 
 def greedy_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str],
-                  max_new_tokens: int) -> list[list[int]]:
-    """Each prompt's greedy continuation, one prompt at a time (no padding, so nothing but the
-    weights can make two models differ), stopped at the end-of-turn token."""
+                  max_new_tokens: int, batch_size: int = 8) -> list[list[int]]:
+    """Each prompt's greedy continuation (up to and including its end-of-turn token), generated
+    in left-padded batches of `batch_size` in the order given: two models asked through this
+    function see the same batches and the same padding, so only their weights can tell their
+    answers apart (batch_size=1 for the answers a lone request gets)."""
     import torch
 
     stops = stop_token_ids(tokenizer, model.generation_config)
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     answers = []
     with torch.inference_mode():
-        for prompt in prompts:
-            ids = torch.tensor([tokenizer(prompt, add_special_tokens=False)["input_ids"]])
-            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+        for start in range(0, len(encoded), batch_size):
+            ids, mask = left_padded(encoded[start : start + batch_size], stops[0])
+            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                                  do_sample=False, eos_token_id=stops, pad_token_id=stops[0])
-            answers.append(out[0, ids.shape[1] :].tolist())
+            for row in out[:, ids.shape[1] :].tolist():
+                end = next((i for i, token in enumerate(row) if token in stops), len(row) - 1)
+                answers.append(row[: end + 1])
     return answers
 
 

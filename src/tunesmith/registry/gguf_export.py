@@ -236,7 +236,9 @@ def pre_tokenizer_name(tokenizer: PreTrainedTokenizerBase) -> str | None:
     tokenizer.json: plain GPT-2 byte-level splitting, SmolLM's (digits one by one, then GPT-2),
     or one of the split patterns transformers' own GGUF reader knows by name. None when it is
     none of these (llama.cpp then falls back to its default, and warns)."""
-    from transformers.integrations.gguf.gguf_tokenizer_mapping import GGUF_PRE_TOKENIZER_SPLITS
+    from transformers.integrations.gguf.gguf_tokenizer_mapping import (
+        GGUF_PRE_TOKENIZER_SPLITS,
+    )
 
     pre = json.loads(tokenizer.backend_tokenizer.to_str()).get("pre_tokenizer") or {}
     steps = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]

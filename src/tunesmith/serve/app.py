@@ -69,7 +69,8 @@ def create_app(config: ServeConfig, models: list[ServedModel] | None = None) -> 
     if models is None:
         models, _ = resolve_models(config.models)
     metrics = Metrics()
-    pool = ModelPool(config.max_adapters, config.memory_budget_gb, config.device, config.dtype, metrics)
+    pool = ModelPool(config.max_adapters, config.memory_budget_gb, config.device, config.dtype, metrics,
+                     weights=config.weights)
     state = ServerState(
         config=config, models=models, by_name={n: m for m in models for n in m.names},
         engine=Engine(pool, batch_wait_ms=config.batch_wait_ms, max_batch_size=config.max_batch_size, metrics=metrics,
