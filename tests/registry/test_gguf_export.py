@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from tunesmith.cli import app
 from tunesmith.errors import BadInputError
-from tunesmith.registry.gguf_check import greedy_agreement, load_gguf
+from tunesmith.registry.gguf_check import LlamaServer, greedy_agreement, llama_server_answers_alike, load_gguf
 from tunesmith.registry.gguf_export import (
     permute_rows_for_rope,
     unpermute_rows_for_rope,
@@ -268,63 +268,6 @@ def llama_server_path():
     return path
 
 
-class LlamaServer:
-    """llama-server on a free loopback port, serving one GGUF file (and a LoRA on it)."""
-
-    def __init__(self, binary, model, lora=None):
-        import socket
-        import subprocess
-        import time
-
-        import httpx
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        command = [binary, "-m", str(model), "--port", str(self.port), "--host", "127.0.0.1", "-t", "2",
-                   "-c", "2048", "--parallel", "1"] + (["--lora", str(lora)] if lora else [])
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=300)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"llama-server refused {model}: {self.process.stderr.read()[-3000:]}")
-            try:
-                if self.client.get("/health").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError("llama-server did not start in 120 s")
-
-    def tokenize(self, text):
-        return self.client.post("/tokenize", json={"content": text, "add_special": False,
-                                                   "parse_special": True}).json()["tokens"]
-
-    def greedy(self, ids, n):
-        reply = self.client.post("/completion", json={"prompt": ids, "n_predict": n, "temperature": 0, "top_k": 1,
-                                                      "cache_prompt": False, "return_tokens": True}).json()
-        return reply["tokens"]
-
-    def close(self):
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self.client.close()
-
-
-def same_answers(server, tokenizer, expected, prompt_ids, n):
-    """How many prompts llama.cpp answers with transformers' tokens; the end-of-turn token is
-    left out of both (llama-server does not return the token it stops at)."""
-    from tunesmith.models.chat import stop_token_ids
-
-    stops = set(stop_token_ids(tokenizer))
-    same = 0
-    for ids, want in zip(prompt_ids, expected):
-        got = server.greedy(ids, n)
-        same += [t for t in got if t not in stops] == [t for t in want if t not in stops]
-    return same
-
-
 @pytest.mark.slow
 def test_llama_cpp_loads_the_exports_and_answers_as_transformers_does(smollm2, tmp_path):
     binary = llama_server_path()
@@ -339,7 +282,7 @@ def test_llama_cpp_loads_the_exports_and_answers_as_transformers_does(smollm2, t
     server = LlamaServer(binary, out / "model.gguf")
     try:
         assert [server.tokenize(p) for p in prompts] == prompt_ids  # llama.cpp's tokenizer agrees
-        same = same_answers(server, tokenizer, expected, prompt_ids, 24)
+        same = llama_server_answers_alike(server, tokenizer, expected, prompt_ids, 24)
     finally:
         server.close()
     print(f"llama.cpp (f16 export): identical greedy answers on {same} of {len(prompts)} prompts")
@@ -358,7 +301,7 @@ def test_llama_cpp_loads_the_exports_and_answers_as_transformers_does(smollm2, t
     assert expected_lora != expected  # the adapter changes answers
     server = LlamaServer(binary, lora_out / "base.gguf", lora=lora_out / "adapter.gguf")
     try:
-        same_lora = same_answers(server, tokenizer, expected_lora, prompt_ids, 24)
+        same_lora = llama_server_answers_alike(server, tokenizer, expected_lora, prompt_ids, 24)
     finally:
         server.close()
     print(f"llama.cpp (base f16 + GGUF LoRA): identical greedy answers on {same_lora} of {len(prompts)} prompts")

@@ -111,6 +111,7 @@ def export_command(model_id: str, out: Path = typer.Option(..., help="folder to 
 
     path = export_model(model_id, out, merged=merged, format=format, quant=quant)
     files = sorted(p.name for p in path.iterdir())
+    merged = merged if merged is not None else format == "gguf"  # the format's default, as export_model took it
     if json_out:
         print(json.dumps({"model": model_id, "path": str(path), "format": format, "merged": merged,
                           "quant": quant if format == "gguf" else None, "files": files}))
