@@ -14,6 +14,8 @@ import pytest
 
 from tunesmith.models.catalog import DEFAULT_BASE_MODEL
 
+from .conftest import register_adapter
+
 LLAMA_SERVER = os.environ.get("TUNESMITH_LLAMA_SERVER") or shutil.which("llama-server")
 needs_llama_server = pytest.mark.skipif(LLAMA_SERVER is None, reason="llama.cpp's llama-server is not installed here "
                                                                      "(put it on PATH or set TUNESMITH_LLAMA_SERVER)")
@@ -61,3 +63,21 @@ def test_a_missing_llama_server_is_a_clear_error(tmp_path):
                             env={**os.environ, "TUNESMITH_HOME": str(tmp_path / "home")})
     assert result.returncode == 2, result.stderr
     assert "llama-server" in result.stderr and "Traceback" not in result.stderr
+
+
+@needs_llama_server
+def test_a_tuned_model_is_exported_once_and_served(tiny_model_dir, adapter_dir, tmp_path, monkeypatch):
+    import openai
+
+    from tunesmith.serve import serve_in_background
+
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
+    register_adapter(tiny_model_dir, adapter_dir, "tiny-tuned")
+    with serve_in_background(["tiny-tuned"], engine="llama.cpp", llama_server=LLAMA_SERVER, threads=1) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        reply = client.chat.completions.create(model="tiny-tuned", messages=[{"role": "user", "content": "hello"}],
+                                               temperature=0, max_tokens=6)
+    assert reply.usage.completion_tokens == 6 and reply.choices[0].finish_reason == "length"
+    [exported] = list((tmp_path / "cache" / "gguf").glob("*/model.gguf"))  # merged, cached for the next start
+    assert exported.stat().st_size > 0

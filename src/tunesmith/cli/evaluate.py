@@ -9,6 +9,8 @@ from pathlib import Path
 import typer
 
 METRICS_HELP = "auto (from the references), label, template or free-text"
+WEIGHTS_HELP = ("how a local model holds its weights: auto (bf16 where native, else fp32), fp32, bf16, "
+                "or int8 (CPU; 8-bit weights, docs/serving.md has the quality cost)")
 BASE_URL_HELP = "an OpenAI-compatible (openai:MODEL) or Gemini (gemini:MODEL) endpoint; default $OPENAI_BASE_URL"
 
 
@@ -30,6 +32,7 @@ def eval_command(
     seed: int = typer.Option(0, help="the bootstrap's seed"),
     free: bool = typer.Option(False, "--free", help="do not hold the model to its training data's output space "
                                                    "(labels, template, JSON fields)"),
+    weights: str = typer.Option("auto", help=WEIGHTS_HELP),
 ) -> None:
     """Evaluate a model against its baseline: metrics with 95% intervals, paired tests, a verdict, a report."""
     from ..evaluate import evaluate
@@ -37,7 +40,8 @@ def eval_command(
     result = evaluate(model, baseline=None if baseline == "none" else baseline, data=data, split=split,
                       metrics=metrics, limit=limit, json_out=json_path, html_out=html, allow_overlap=allow_overlap,
                       base_url=base_url, api_key=api_key, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                      seed=seed, progress=lambda message: print(message, file=sys.stderr), free=free)
+                      seed=seed, progress=lambda message: print(message, file=sys.stderr), free=free,
+                      weights=weights)
     print_result(result.summary)
 
 

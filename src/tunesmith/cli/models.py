@@ -97,15 +97,26 @@ def compare_command(
 
 
 @app.command("export")
-def export_command(model_id: str, out: Path = typer.Option(..., help="folder to write"),
-                   merged: bool = typer.Option(False, help="merge the adapter into the base: a plain transformers model"),
+def export_command(model_id: str, out: Path = typer.Option(..., help="folder to write (new or empty)"),
+                   format: str = typer.Option("hf", "--format", help="hf (safetensors + tokenizer) or gguf "
+                                                                       "(llama.cpp, Ollama: docs/export.md)"),
+                   quant: str = typer.Option("f16", help="GGUF weights: f32, f16 or q8_0"),
+                   merged: bool | None = typer.Option(None, "--merged/--no-merged",
+                                                      help="merge the adapter into the base (default: no for hf, "
+                                                           "yes for gguf; --no-merged with gguf writes base.gguf "
+                                                           "+ a GGUF LoRA adapter.gguf)"),
                    json_out: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """Write a model's adapter, or the merged model (safetensors + tokenizer)."""
+    """Write a model's adapter, the merged model (safetensors + tokenizer), or GGUF for llama.cpp and Ollama."""
     from ..registry.export import export_model
 
-    path = export_model(model_id, out, merged=merged)
+    path = export_model(model_id, out, merged=merged, format=format, quant=quant)
+    files = sorted(p.name for p in path.iterdir())
+    merged = merged if merged is not None else format == "gguf"  # the format's default, as export_model took it
     if json_out:
-        print(json.dumps({"model": model_id, "path": str(path), "merged": merged}))
+        print(json.dumps({"model": model_id, "path": str(path), "format": format, "merged": merged,
+                          "quant": quant if format == "gguf" else None, "files": files}))
+    elif format == "gguf":
+        print(f"exported {model_id} as GGUF ({quant}) to {path}: {', '.join(files)}")
     else:
         print(f"exported {'merged model' if merged else 'weights'} of {model_id} to {path}")
 

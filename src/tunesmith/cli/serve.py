@@ -20,6 +20,8 @@ def serve_command(
     max_batch_size: int = typer.Option(16, min=1, help="requests generated together at most"),
     max_tokens_cap: int = typer.Option(2048, min=1, help="largest max_tokens a request may ask for"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    weights: str = typer.Option("auto", help="auto (bf16 where native, else fp32), fp32, bf16 or int8 (CPU: 8-bit "
+                                             "weights; docs/serving.md has the quality cost)"),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for generation (default: one per core; 1 can be faster on a busy machine)"),
     mixed_adapters: bool = typer.Option(False, "--mixed-adapters", help="decode rows of different LoRA adapters on one base in one batch (a shadow candidate rides in the caller's batch)"),
 ) -> None:
@@ -33,7 +35,7 @@ def serve_command(
                          max_adapters=max_adapters, memory_budget_gb=memory_budget_gb, max_batch_size=max_batch_size,
                          max_tokens_cap=max_tokens_cap, device=device, threads=threads,
                          engine="llama.cpp" if engine == "llama.cpp" else "local", llama_server=llama_server,
-                         mixed_adapters=mixed_adapters)
+                         mixed_adapters=mixed_adapters, weights=weights)
     config.check_binding()
     if engine == "vllm":
         from ..serve.vllm import check_vllm_can_run

@@ -37,12 +37,12 @@ from typing import Any, Protocol
 from ..data.example import Example
 from ..data.output_space import OutputSpace
 from ..errors import BadInputError, TunesmithError
-from ..hardware import inference_device, inference_dtype
+from ..hardware import inference_device
 from ..models.chat import prompt_messages, render_prompt
 from ..models.constrain import space_segments
 from ..models.gemini import genai_client, genai_contents, response_schema_config
 from ..models.generate import DEFAULT_BATCH_SIZE, generate_greedy
-from ..models.loading import load_model, load_tokenizer
+from ..models.loading import INFERENCE_WEIGHTS, load_for_inference, load_tokenizer
 from ..registry.resolver import ResolvedModel, model_output_space, resolve
 from ..store.queries import get_model
 
@@ -65,8 +65,9 @@ class Provider(Protocol):
 class LoadedBase:
     """One loaded base model (and its tokenizer) with any number of PEFT adapters on it."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, weights: str = "auto"):
         self.source = source
+        self.weights = weights  # models/loading.py INFERENCE_WEIGHTS: auto, fp32, bf16 or int8
         self._model: Any = None
         self._tokenizer: Any = None
         self._adapters: dict[str, str] = {}  # adapter name -> folder
@@ -85,8 +86,8 @@ class LoadedBase:
 
     def _load(self):
         if self._model is None:
-            device = inference_device()  # as serving loads it (serve/models.py), so evaluated = served
-            self._model = load_model(self.source, dtype=inference_dtype(device), device=device)
+            # As serving loads it (serve/models.py), so evaluated = served.
+            self._model = load_for_inference(self.source, inference_device(), self.weights)
             for name, folder in self._adapters.items():
                 self._attach(name, folder)
         return self._model
@@ -224,7 +225,12 @@ class Resolver:
     api_key: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
     free: bool = False  # True: no model is held to its output space
+    weights: str = "auto"  # how local models hold their weights (models/loading.py INFERENCE_WEIGHTS)
     _weights: dict[str, LoadedBase] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.weights not in INFERENCE_WEIGHTS:  # before any data is read or model loaded
+            raise BadInputError(f"unknown weights {self.weights!r}", f"choose one of {', '.join(INFERENCE_WEIGHTS)}")
 
     def registry_model(self, ref: str):
         """The registered model this reference names, or None."""
@@ -274,6 +280,6 @@ class Resolver:
 
     def _weights_for(self, source: str) -> LoadedBase:
         if source not in self._weights:
-            self._weights[source] = LoadedBase(source)
+            self._weights[source] = LoadedBase(source, self.weights)
         return self._weights[source]
 

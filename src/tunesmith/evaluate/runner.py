@@ -193,12 +193,13 @@ def evaluate(model: str, baseline: str | None = "base", data: str | Path | None 
              html_out: str | Path | None = None, allow_overlap: bool = False, base_url: str | None = None,
              api_key: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, max_new_tokens: int | None = None,
              resamples: int = stats.RESAMPLES, seed: int = stats.SEED, progress: Progress | None = None,
-             free: bool = False) -> EvalResult:
+             free: bool = False, weights: str = "auto") -> EvalResult:
     """Evaluate `model` against `baseline` ("base": its base model; None: no comparison).
     A model whose training data had an output space answers held to it unless `free`; the
-    first evaluation of such a model also runs it free, and `summary["decoding"]` shows both."""
+    first evaluation of such a model also runs it free, and `summary["decoding"]` shows both.
+    `weights`: how local models hold their weights (auto, fp32, bf16, int8: models/loading.py)."""
 
-    resolver = Resolver(base_url=base_url, api_key=api_key, batch_size=batch_size, free=free)
+    resolver = Resolver(base_url=base_url, api_key=api_key, batch_size=batch_size, free=free, weights=weights)
     anchor = resolver.registry_model(model)
     evaluation = load_eval_data(data, split, limit, anchor)
     overlap = guard(evaluation.examples, anchor, allow_overlap)
@@ -215,7 +216,7 @@ def evaluate(model: str, baseline: str | None = "base", data: str | Path | None 
         "baseline_ref": baseline, "data": evaluation.path, "split": evaluation.split,
         "dataset_version": evaluation.dataset_version, "examples": len(references), "skipped": evaluation.skipped,
         "kind": scorer.kind, "scorer": scorer.describe(), "max_new_tokens": answers.max_new_tokens,
-        "bootstrap": {"resamples": resamples, "seed": seed}, "generation": answers.timings,
+        "bootstrap": {"resamples": resamples, "seed": seed}, "generation": answers.timings, "weights": weights,
         "overlap": [o.__dict__ for o in overlap], "warnings": evaluation.warnings,
         "verdict": None, "verdict_text": None,
     }
@@ -279,14 +280,14 @@ def compare(models: list[str], data: str | Path | None = None, split: str | None
             limit: int | None = None, json_out: str | Path | None = None, allow_overlap: bool = False,
             base_url: str | None = None, api_key: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
             max_new_tokens: int | None = None, resamples: int = stats.RESAMPLES, seed: int = stats.SEED,
-            progress: Progress | None = None) -> dict:
+            progress: Progress | None = None, weights: str = "auto") -> dict:
     """Several models on the same examples, ranked by the first headline metric; each is
     compared with the best (difference, interval, p). "base" means the first registered
     model's base. Writes results.jsonl and summary.json to $TUNESMITH_HOME/evals/<id>/."""
 
     if len(models) < 2:
         raise BadInputError("compare needs at least two models")
-    resolver = Resolver(base_url=base_url, api_key=api_key, batch_size=batch_size)
+    resolver = Resolver(base_url=base_url, api_key=api_key, batch_size=batch_size, weights=weights)
     anchors = [resolver.registry_model(ref) for ref in models]
     anchor = next((a for a in anchors if a is not None), None)
     evaluation = load_eval_data(data, split, limit, anchor)

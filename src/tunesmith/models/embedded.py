@@ -53,6 +53,17 @@ def gguf_path(name: str) -> Path:
     return path
 
 
+def gguf_string(name: str, key: str) -> str | None:
+    """One text field of the model's GGUF metadata (say "tokenizer.ggml.pre", the pre-tokenizer
+    llama.cpp was told to use), read from the file without converting anything."""
+    path = gguf_path(name)
+    _require_transformers(name)
+    from gguf import GGUFReader
+
+    field = GGUFReader(str(path)).get_field(key)
+    return None if field is None else str(field.contents())
+
+
 def tokenizer_dir(name: str) -> Path:
     """A folder with tokenizer.json, tokenizer_config.json and the chat template, converted
     from the GGUF file on first use (a few seconds) and cached."""

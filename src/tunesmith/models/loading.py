@@ -10,8 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadInputError, TunesmithError
+from ..hardware import inference_dtype
 from .catalog import CATALOG, DEFAULT_BASE_MODEL
 from .embedded import is_installed, model_dir, model_dir_if_cached, tokenizer_dir
+from .int8 import quantize_linear_int8
+
+# How weights are held for generating (--weights of eval and serve): auto is bfloat16 where it is
+# native (a GPU, a CPU with AVX-512 BF16 or AMX), else float32; int8 is CPU only (models/int8.py).
+INFERENCE_WEIGHTS = {"auto": None, "fp32": "float32", "bf16": "bfloat16", "int8": "float32"}
 
 if TYPE_CHECKING:
     import torch
@@ -59,6 +65,25 @@ def load_model(
     return _from_pretrained(
         AutoModelForCausalLM, name_or_path, source, allow_download, dtype=dtype, device_map=device, **kwargs
     )
+
+
+def load_for_inference(name_or_path: str, device: str, weights: str = "auto") -> PreTrainedModel:
+    """A model to generate with on `device`, its weights held as `weights` says (see
+    INFERENCE_WEIGHTS): the one place where evaluation and serving load a model, so an
+    evaluated model answers as the served one does."""
+    check_inference_weights(weights, device)
+    dtype = INFERENCE_WEIGHTS[weights] or inference_dtype(device)
+    model = load_model(name_or_path, dtype=dtype, device=device).eval()
+    if weights == "int8":
+        quantize_linear_int8(model)
+    return model
+
+
+def check_inference_weights(weights: str, device: str) -> None:
+    if weights not in INFERENCE_WEIGHTS:
+        raise BadInputError(f"unknown weights {weights!r}", f"choose one of {', '.join(INFERENCE_WEIGHTS)}")
+    if weights == "int8" and not device.startswith("cpu"):
+        raise BadInputError("int8 weights are for generating on a CPU", "use --weights auto on a GPU")
 
 
 def load_tokenizer(name_or_path: str, allow_download: bool = False) -> PreTrainedTokenizerBase:

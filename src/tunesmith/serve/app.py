@@ -78,7 +78,8 @@ def create_app(config: ServeConfig, models: list[ServedModel] | None = None) -> 
         engine: Engine | LlamaCppEngine = LlamaCppEngine(models, gguf_file, find_llama_server(config.llama_server),
                                                          parallel=config.max_batch_size, threads=config.threads)
     else:
-        pool = ModelPool(config.max_adapters, config.memory_budget_gb, config.device, config.dtype, metrics)
+        pool = ModelPool(config.max_adapters, config.memory_budget_gb, config.device, config.dtype, metrics,
+                         weights=config.weights)
         engine = Engine(pool, batch_wait_ms=config.batch_wait_ms, max_batch_size=config.max_batch_size,
                         metrics=metrics, threads=config.threads, mixed_adapters=config.mixed_adapters)
     state = ServerState(

@@ -30,6 +30,7 @@ class ServeConfig(BaseModel):
     memory_budget_gb: float | None = None  # weights kept loaded (bases and adapters); None: no limit
     device: str = "auto"  # auto: cuda when there is one, else cpu
     dtype: str = "auto"  # auto: bfloat16 on a CPU with native bf16 or a GPU, else float32
+    weights: str = "auto"  # auto, fp32, bf16 or int8 (CPU): models/loading.py; not auto: overrides dtype
     # CPU threads for generation; None: torch's default (one per core). On a CPU shared with
     # other busy processes, 1 can be many times faster: a decoding step is many small
     # operations, and each waits for every thread it is split over.

@@ -18,6 +18,7 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,9 +29,12 @@ from typing import Any
 
 from ..data.example import Example, Turn
 from ..errors import BadInputError, TunesmithError
+from ..fileio import sha256_text
 from ..models.catalog import CATALOG
 from ..models.chat import render_prompt
 from ..models.embedded import gguf_path
+from ..paths import cache_dir
+from ..registry.export import export_model
 from ..models.loading import load_tokenizer
 from .engine import Generation, Result, Sampling
 from .errors import ApiError
@@ -41,11 +45,25 @@ CONTEXT_PER_SLOT = 2048  # tokens of context each parallel slot gets
 
 
 def gguf_file(model: ServedModel) -> Path:
-    """The GGUF file llama.cpp serves for `model`: the embedded base model's own file."""
+    """The GGUF file llama.cpp serves for `model`: the embedded base model's own file, else the
+    model exported once (merged, f16: the same greedy answers as its weights) and cached."""
     if model.adapter_path is None and model.base in CATALOG:
         return gguf_path(model.base)
-    raise TunesmithError(f"{model.name}: llama.cpp serves only the embedded base model's GGUF file so far",
-                         "serve it with the built-in engine (--engine local)")
+    if model.output_space is not None:
+        raise BadInputError(f"{model.name} answers held to its training data's output space, which --engine "
+                            "llama.cpp does not apply", "serve it with the built-in engine (--engine local)")
+    source = model.model_id or model.base
+    folder = cache_dir() / "gguf" / sha256_text(f"{source}|{model.adapter_path}")[:16]
+    if not (folder / "model.gguf").is_file():
+        print(f"tunesmith: exporting {model.name} to GGUF for llama.cpp, once", file=sys.stderr)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="export-", dir=folder.parent))
+        try:
+            export_model(source, staging / "out", format="gguf", quant="f16")
+            (staging / "out").rename(folder)  # whole or not at all
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return folder / "model.gguf"
 
 
 def find_llama_server(path: str | None = None) -> str:

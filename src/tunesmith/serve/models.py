@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..data.output_space import OutputSpace
 from ..errors import BadInputError, TunesmithError
-from ..hardware import inference_device, inference_dtype
+from ..hardware import inference_device
 from ..models.catalog import DEFAULT_BASE_MODEL
-from ..models.loading import load_model, load_tokenizer
+from ..models.loading import check_inference_weights, load_for_inference, load_tokenizer
 from ..registry.resolver import RemoteEndpoint, ResolvedModel, resolve, resolve_version
 from ..store.queries import list_models
 
@@ -91,6 +91,9 @@ def resolve_models(names: list[str]) -> tuple[list[ServedModel], list[str]]:
     return models, []
 
 
+DTYPE_WEIGHTS = {"auto": "auto", "float32": "fp32", "bfloat16": "bf16"}
+
+
 @dataclass
 class _Base:
     model: Any  # a PreTrainedModel, or a PeftModel around it once an adapter is loaded
@@ -101,10 +104,13 @@ class _Base:
 
 class ModelPool:
     def __init__(self, max_adapters: int = 8, memory_budget_gb: float | None = None, device: str = "auto",
-                 dtype: str = "auto", metrics: Metrics | None = None):
+                 dtype: str = "auto", metrics: Metrics | None = None, weights: str = "auto"):
         self.max_adapters = max_adapters
         self.memory_budget_bytes = None if memory_budget_gb is None else int(memory_budget_gb * 1e9)
-        self.device, self.dtype = _device_and_dtype(device, dtype)
+        self.device = inference_device() if device == "auto" else device
+        # weights (auto, fp32, bf16, int8: models/loading.py) wins; an explicit dtype names the same two floats
+        self.weights = weights if weights != "auto" else DTYPE_WEIGHTS.get(dtype, dtype)
+        check_inference_weights(self.weights, self.device)
         self.metrics = metrics
         self._bases: OrderedDict[str, _Base] = OrderedDict()  # least recently used first
         self._adapters: OrderedDict[tuple[str, str], int] = OrderedDict()  # (base, path) -> bytes, LRU first
@@ -148,7 +154,7 @@ class ModelPool:
         if name in self._bases:
             self._bases.move_to_end(name)
             return self._bases[name]
-        model = load_model(name, dtype=self.dtype, device=self.device).eval()
+        model = load_for_inference(name, self.device, self.weights)
         base = _Base(model, load_tokenizer(name), _parameter_bytes(model.parameters()))
         self._bases[name] = base
         self.loads += 1
@@ -219,12 +225,3 @@ class ModelPool:
 
 def _parameter_bytes(parameters: Any) -> int:
     return sum(p.numel() * p.element_size() for p in parameters)
-
-
-def _device_and_dtype(device: str, dtype: str) -> tuple[str, str]:
-
-    if device == "auto":
-        device = inference_device()
-    if dtype == "auto":
-        dtype = inference_dtype(device)
-    return device, dtype
