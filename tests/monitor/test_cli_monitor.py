@@ -197,3 +197,32 @@ def test_quality_drop_against_the_release_evaluation_advises_a_retune_now(tmp_pa
         assert quality["release_value"] == 0.90 and quality["release_eval"] == f"ev-{name}"
         actions[accuracy] = (result.answer.action, quality["dropped"])
     assert actions == {0.80: ("now", True), 0.90: ("none", False)}
+
+
+def test_fresh_labels_from_feedback_on_logged_requests():
+    """The correct answers clients sent as feedback (POST /v1/feedback, `rollout label`) are
+    fresh labels: logged answers right 80% of the time against a release at 90% -> re-tune now."""
+    from tunesmith.store.deployments import add_feedback
+    from tunesmith.store.queries import record_eval_run
+
+    data = need_data()
+    texts, truth = banking77("test")
+    classes = sorted(set(truth))
+    rng = np.random.default_rng(9)
+    idx = rng.choice(len(texts), 600, replace=False)
+    model = register_model(base_model="smollm2-135m-instruct", method="lora", spec={}, name="bank-fb",
+                           lineage={"data": str(data / "banking77" / "train.csv")})
+    record_eval_run(id="ev-bank-fb", model_ref="bank-fb", model_id=model.id, data_path="test.csv", metrics_kind="label",
+                    examples=3080, items=[], summary={"metrics": [{"metric": "accuracy", "value": 0.90}]})
+    now = datetime.now(timezone.utc)
+    answers = [truth[i] if rng.random() < 0.80 else rng.choice([c for c in classes if c != truth[i]]) for i in idx]
+    add_served_requests([dict(api="openai", model="bank-fb", model_id=model.id, status_code=200,
+                              request_id=f"req-{k}", time=now - timedelta(minutes=600 - k),
+                              input_messages={"turns": [{"role": "user", "text": texts[i]}]}, output_text=answer)
+                         for k, (i, answer) in enumerate(zip(idx, answers))])
+    add_feedback([{"request_id": f"req-{k}", "answer": truth[i], "source": "api", "time": now}
+                  for k, i in enumerate(idx)])
+    result = monitor("bank-fb", since="1d", estimate_cost=False, now=now)
+    quality = result.summary["quality"]
+    assert quality["n"] == 600 and abs(quality["value"] - 0.80) < 0.05 and quality["release_value"] == 0.90
+    assert quality["dropped"] and result.answer.action == "now"

@@ -37,6 +37,7 @@ from .quality import TOLERANCE, quality
 from .report import render_report
 from .sources import (
     Traffic,
+    feedback_labels,
     find_subject,
     load_current_file,
     load_labels,
@@ -89,7 +90,8 @@ def monitor(subject: str, since: str = "7d", window: str = "1d", reference: str 
                             "check the name clients call (a model or deployment), or widen the period with --since")
     lineage = subject_lineage(found, traffic)
     ref = load_reference(reference, lineage, subject)
-    matched = load_labels(labels, traffic) if labels is not None else None  # bad labels fail before the work
+    # Fresh labels: the --labels file (bad labels fail before the work), else feedback on the logged requests.
+    matched = load_labels(labels, traffic) if labels is not None else feedback_labels(traffic)
     say(f"{len(traffic.inputs)} requests against {len(ref.inputs)} training inputs from {ref.path}")
 
     # Input drift and coverage, over the whole period and per window.

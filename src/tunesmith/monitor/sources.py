@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..data.dataset import load_dataset
 from ..errors import BadInputError, TunesmithError
+from ..store.deployments import feedback_for
 from ..store.queries import get_dataset_version, get_model, served_traffic
 from ..store.schema import ModelVersion
 
@@ -47,6 +48,7 @@ class Traffic:
     inputs: list[str]
     outputs: list[str]
     model_ids: list[str | None] = field(default_factory=list)
+    request_ids: list[str | None] = field(default_factory=list)  # what feedback names (None: from a file)
 
 
 def find_subject(name: str) -> Subject:
@@ -77,7 +79,7 @@ def subject_lineage(subject: Subject, traffic: Traffic) -> ModelVersion | None:
 def load_traffic(subject: Subject, since: datetime, until: datetime) -> Traffic:
     rows = served_traffic(subject.names, subject.model_ids, since, until)
     traffic = Traffic([], [], [], [])
-    for time, _, model_id, messages, output in rows:
+    for time, _, model_id, messages, output, request_id in rows:
         turns = (messages or {}).get("turns") or []
         text = "\n\n".join(t.get("text", "") for t in turns if t.get("role") == "user")
         if not text.strip():
@@ -86,6 +88,7 @@ def load_traffic(subject: Subject, since: datetime, until: datetime) -> Traffic:
         traffic.inputs.append(text)
         traffic.outputs.append(output or "")
         traffic.model_ids.append(model_id)
+        traffic.request_ids.append(request_id)
     return traffic
 
 
@@ -101,6 +104,7 @@ def load_current_file(path: str | Path, now: datetime) -> Traffic:
         traffic.inputs.append(ex.input_text)
         traffic.outputs.append(ex.output_text)
         traffic.model_ids.append(None)
+        traffic.request_ids.append(None)
     if not traffic.inputs:
         raise BadInputError(f"{path}: no example with an input to monitor")
     return traffic
@@ -155,6 +159,17 @@ def load_reference(path: str | Path | None, model: ModelVersion | None, subject:
         raise BadInputError(f"{path}: {len(examples)} training inputs, too few to compare traffic with (10 at least)")
     return Reference(str(path), [ex.input_text for ex in examples], [ex.output_text for ex in examples],
                      dataset.prepared_dir is not None)
+
+
+def feedback_labels(traffic: Traffic) -> tuple[list[int], list[str]] | None:
+    """Fresh labels from feedback (`POST /v1/feedback` or `tunesmith rollout label`): the correct
+    answers given for logged requests, with those requests' indices in `traffic`; None without any."""
+    ids = [(i, r) for i, r in enumerate(traffic.request_ids) if r]
+    given = feedback_for([r for _, r in ids])
+    matched = [(i, given[r]["answer"]) for i, r in ids if given.get(r, {}).get("answer", "").strip()]
+    if not matched:
+        return None
+    return [i for i, _ in matched], [answer for _, answer in matched]
 
 
 def load_labels(path: str | Path, traffic: Traffic) -> tuple[list[int], list[str]]:

@@ -380,8 +380,8 @@ def list_served_requests(model: str | None = None, since: datetime | None = None
 
 def served_traffic(names: list[str], model_ids: list[str], since: datetime | None = None,
                    until: datetime | None = None, *, session: Session | None = None) -> list[tuple]:
-    """(time, model, model_id, input_messages, output_text) of the answered requests with logged
-    text, oldest first, where the name the client asked for is one of `names` or the registry id
+    """(time, model, model_id, input_messages, output_text, request_id) of the answered requests
+    with logged text, oldest first, where the name the client asked for is one of `names` or the registry id
     one of `model_ids` (a deployment is a name; a model, its id). Plain tuples: monitoring reads
     100,000 rows at a time."""
     match = []
@@ -392,7 +392,7 @@ def served_traffic(names: list[str], model_ids: list[str], since: datetime | Non
     if not match:
         return []
     query = (select(ServedRequest.time, ServedRequest.model, ServedRequest.model_id, ServedRequest.input_messages,
-                    ServedRequest.output_text)
+                    ServedRequest.output_text, ServedRequest.request_id)
              .where(or_(*match), ServedRequest.status_code == 200, ServedRequest.output_text.is_not(None))
              .order_by(ServedRequest.time, ServedRequest.id))
     if since is not None:
