@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from scipy.stats import linregress
 
 RETUNE_UNCOVERED = 0.15  # share of traffic far from the training data, beyond the expected share
 HORIZON_DAYS = 90
@@ -39,6 +38,8 @@ class Forecast:
 
 def forecast(times: list[datetime], uncovered: list[float], now: datetime) -> Forecast | None:
     """The date the uncovered share's linear trend crosses RETUNE_UNCOVERED (None when it does not rise)."""
+    from scipy.stats import linregress  # heavy: imported when first needed
+
     if len(times) < MIN_FORECAST_WINDOWS:
         return None
     days = np.array([(t - now).total_seconds() / 86400 for t in times])

@@ -14,14 +14,14 @@ with its size, its terms and the inputs nearest its centre; those make the label
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
-from sklearn.cluster import KMeans
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
 
 from .drift import SIMILARITY_CHUNK, vectorizer
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 FAR_QUANTILE = 0.05
 MAX_GAPS = 8
@@ -73,6 +73,8 @@ class ReferenceIndex:
     """The training inputs, vectorised once, ready to be compared with any batch of traffic."""
 
     def __init__(self, reference: list[str]):
+        from sklearn.feature_extraction.text import TfidfVectorizer  # heavy: imported when first needed
+
         texts = _distinct(reference)
         try:
             self.vectorizer = vectorizer().fit(texts)
@@ -120,6 +122,10 @@ def coverage(index: ReferenceIndex, current: list[str], *, seed: int = SEED) -> 
 
 
 def _gaps(index: ReferenceIndex, far_texts: list[str], far_similarity: np.ndarray, total: int, seed: int) -> list[Gap]:
+    from sklearn.cluster import KMeans  # heavy: imported when first needed
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import normalize
+
     if len(far_texts) < MIN_GAP_SIZE:
         return []
     # Cluster in a vocabulary of the far inputs themselves: their new words are what sets them apart.

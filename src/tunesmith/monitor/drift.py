@@ -22,12 +22,14 @@ Two views of the same question, both on TF-IDF features of the input text:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
-from scipy.stats import norm
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
+
+if TYPE_CHECKING:
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
 
 ALPHA = 0.05
 # Drift worth reporting: the AUC must be significantly above this, not only above 0.5. Two
@@ -49,6 +51,8 @@ SEED = 0
 
 
 def vectorizer() -> TfidfVectorizer:
+    from sklearn.feature_extraction.text import TfidfVectorizer  # heavy: imported when first needed
+
     # Words and word pairs; English stop words out, which also keeps the similarity products sparse.
     return TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=50_000, sublinear_tf=True,
                            stop_words="english", dtype=np.float32)
@@ -83,6 +87,8 @@ def mann_whitney_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def auc_null_p(auc: float, variance: float) -> float:
     """One-sided p-value of an AUC against 0.5, given its null variance."""
+    from scipy.stats import norm  # heavy: imported when first needed
+
     return float(norm.sf((auc - 0.5) / np.sqrt(variance)))
 
 
@@ -96,6 +102,8 @@ def _fold_ids(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _classifier() -> LogisticRegression:
+    from sklearn.linear_model import LogisticRegression  # heavy: imported when first needed
+
     return LogisticRegression(C=1.0, solver="liblinear", max_iter=200)
 
 
@@ -132,6 +140,8 @@ def cross_fitted_auc(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray) 
 def two_sample_test(reference: list[str], current: list[str], *, seed: int = SEED,
                     permutations: int = PERMUTATIONS) -> TwoSampleResult:
     """The classifier two-sample test of `current` against `reference` (input texts)."""
+    from scipy.stats import norm  # heavy: imported when first needed
+
     if min(len(reference), len(current)) < MIN_INPUTS:
         return TwoSampleResult(auc=0.5, p_value=1.0, test=f"not run: fewer than {MIN_INPUTS} inputs",
                                n_reference=len(reference), n_current=len(current), drifted=False)
@@ -164,6 +174,8 @@ def two_sample_test(reference: list[str], current: list[str], *, seed: int = SEE
 
 def _features(texts: list[str]) -> tuple[sparse.csr_matrix, np.ndarray]:
     """TF-IDF of the texts and the name of each column."""
+    from sklearn.feature_extraction.text import TfidfVectorizer  # heavy: imported when first needed
+
     try:
         vec = vectorizer()
         x = vec.fit_transform(texts)

@@ -21,7 +21,6 @@ import re
 from collections import Counter
 
 import numpy as np
-from scipy.stats import chi2_contingency
 
 from ..data.checks.format_drift import JsonObject
 from ..data.labels import key_values
@@ -42,6 +41,8 @@ def psi(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
 
 def compare_counts(reference: Counter, current: Counter, order: list[str] | None = None) -> dict:
     """PSI and chi-squared of two samples of categories; the bins that moved most."""
+    from scipy.stats import chi2_contingency  # heavy: imported when first needed
+
     bins = order or sorted(set(reference) | set(current))
     ref = np.array([reference.get(b, 0) for b in bins], dtype=float)
     cur = np.array([current.get(b, 0) for b in bins], dtype=float)

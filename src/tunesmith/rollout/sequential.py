@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_PLANNED_N = 1000  # labeled observations where the intervals are tightest
@@ -115,6 +114,8 @@ def observations_needed(margin: float, sd: float, alpha: float = DEFAULT_ALPHA,
         return None
     if sd == 0:
         return MIN_N
+    from scipy import stats  # heavy: imported when first needed
+
     z = stats.norm.ppf(power)
     low, high = 2, 2
     while float(halfwidth(sd, high, alpha, planned_n)) + z * sd / np.sqrt(high) > margin:
@@ -138,4 +139,6 @@ def sample_ratio_pvalue(counts: list[int], shares: list[float]) -> float | None:
     if counts_arr.sum() == 0 or keep.sum() < 2 or counts_arr[~keep].sum() > 0:
         return None if counts_arr[~keep].sum() == 0 else 0.0
     expected = shares_arr[keep] / shares_arr[keep].sum() * counts_arr[keep].sum()
+    from scipy import stats  # heavy: imported when first needed
+
     return float(stats.chisquare(counts_arr[keep], expected).pvalue)
