@@ -49,9 +49,6 @@ def gguf_file(model: ServedModel) -> Path:
     model exported once (merged, f16: the same greedy answers as its weights) and cached."""
     if model.adapter_path is None and model.base in CATALOG:
         return gguf_path(model.base)
-    if model.output_space is not None:
-        raise BadInputError(f"{model.name} answers held to its training data's output space, which --engine "
-                            "llama.cpp does not apply", "serve it with the built-in engine (--engine local)")
     source = model.model_id or model.base
     folder = cache_dir() / "gguf" / sha256_text(f"{source}|{model.adapter_path}")[:16]
     if not (folder / "model.gguf").is_file():
@@ -91,6 +88,11 @@ class LlamaCppEngine:
     def __init__(self, models: list[ServedModel], gguf_for: Callable[[ServedModel], Path], binary: str,
                  parallel: int = 16, threads: int | None = None):
         self.models = [m for m in models if m.remote is None]
+        for model in self.models:  # before the server starts: a refusal is a message, not a failed startup
+            if model.output_space is not None:
+                raise BadInputError(f"{model.name} answers held to its training data's output space, which "
+                                    "--engine llama.cpp does not apply", "serve it with the built-in engine "
+                                    "(--engine local), or leave it out of this server")
         self.gguf_for = gguf_for
         self.binary = binary
         self.parallel = parallel
