@@ -66,7 +66,7 @@ def test_a_spec_made_to_overfit_stops_early(tmp_path, smollm2_dir):
     # About 16 training and 16 validation tickets, a high learning rate and many epochs: memorised in minutes.
     prepared = prepared_tickets(tmp_path, n=100, validation=0.18, test=0.64)
     spec = load_spec(data=prepared, method="lora", learning_rate=5e-3, epochs=40, batch_size=8, eval_interval=2,
-                     max_seq_length=256, **{"lora.rank": 32, "early_stopping.patience": 2})
+                     max_seq_length=256, accuracy_examples=0, **{"lora.rank": 32, "early_stopping.patience": 2})
     job = jobs.start_job(spec)
     assert (job.status, job.stop_reason) == ("succeeded", "stopped_early"), job.error
     model = queries.list_models()[0]
@@ -75,7 +75,8 @@ def test_a_spec_made_to_overfit_stops_early(tmp_path, smollm2_dir):
 
 def test_kill_and_resume_on_the_real_model(tmp_path, smollm2_dir):
     prepared = prepared_tickets(tmp_path, n=100, validation=0.1)
-    spec = load_spec(data=prepared, max_steps=12, batch_size=4, eval_interval=4, max_seq_length=256)
+    spec = load_spec(data=prepared, max_steps=12, batch_size=4, eval_interval=4, max_seq_length=256,
+                     accuracy_examples=0)
     job = jobs.start_job(spec, detach=True)
     checkpoints = Path(job.run_dir) / "checkpoints"
     assert wait_for(lambda: (checkpoints / "checkpoint-4" / "trainer_state.json").is_file(), 600)
