@@ -81,3 +81,15 @@ def test_a_tuned_model_is_exported_once_and_served(tiny_model_dir, adapter_dir, 
     assert reply.usage.completion_tokens == 6 and reply.choices[0].finish_reason == "length"
     [exported] = list((tmp_path / "cache" / "gguf").glob("*/model.gguf"))  # merged, cached for the next start
     assert exported.stat().st_size > 0
+
+
+def test_a_model_held_to_an_output_space_is_refused_before_the_server_starts():
+    from tunesmith.data.output_space import OutputSpace
+    from tunesmith.errors import BadInputError
+    from tunesmith.serve.llamacpp import LlamaCppEngine
+    from tunesmith.serve.models import ServedModel
+
+    labelled = ServedModel("intents", ("intents",), DEFAULT_BASE_MODEL, "/adapter",
+                           output_space=OutputSpace("labels", labels=("refund", "card_lost")))
+    with pytest.raises(BadInputError, match="output space"):
+        LlamaCppEngine([labelled], gguf_for=lambda model: None, binary="llama-server")
