@@ -242,7 +242,7 @@ def test_smollm2_exports_answer_as_the_source_does(smollm2, tmp_path):
     from tunesmith.registry.export import export_model
 
     model, tokenizer = smollm2
-    prompts = ticket_prompts(tokenizer, 12)
+    prompts = ticket_prompts(tokenizer, 24)
     shares = {}
     for quant in ("f16", "q8_0"):
         out = export_model("smollm2-135m-instruct", tmp_path / quant, format="gguf", quant=quant)
