@@ -48,8 +48,8 @@ def main() -> int:
         from tunesmith.models.chat import render_prompt
         from tunesmith.models.loading import load_model, load_tokenizer
         from tunesmith.registry.export import export_model
+        from tunesmith.models.llama_server import LlamaServer
         from tunesmith.registry.gguf_check import (
-            LlamaServer,
             greedy_agreement,
             greedy_tokens,
             llama_server_answers_alike,
@@ -92,7 +92,7 @@ def main() -> int:
             for label, model, lora in (("merged-f16", "model.gguf", None), ("merged-q8_0", "model.gguf", None),
                                        ("lora-f16", "base.gguf", "adapter.gguf")):
                 folder = files[label]
-                with LlamaServer(args.llama_server, folder / model, folder / lora if lora else None) as server:
+                with LlamaServer(args.llama_server, folder / model, lora=folder / lora if lora else None) as server:
                     same_tokens = sum(server.tokenize(p) == ids for p, ids in zip(prompts, prompt_ids))
                     start = time.perf_counter()
                     same = llama_server_answers_alike(server, tokenizer, single, prompt_ids, args.max_new_tokens)

@@ -25,15 +25,11 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -109,39 +105,6 @@ def measure(url: str, model: str, prompts: list[str], clients: int, max_tokens: 
             "sequential": run(client, model, prompts, 1, max_tokens)}
 
 
-@contextmanager
-def llama_server(path: str, gguf: Path, clients: int, threads: int):
-    """llama.cpp's server on a free loopback port: continuous batching over `clients` slots."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [path, "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "--parallel", str(clients),
-               "--threads", str(threads), "--ctx-size", str(clients * 1024)]
-    log = tempfile.TemporaryFile("w+")  # llama-server logs every request: a pipe nobody reads would stall it
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                raise SystemExit(f"llama-server exited: {log.read()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("llama-server did not become ready in 120 s")
-            time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
-
-
 def roofline(tokens_per_s: float, parameters: int, peak_tflops: float) -> float:
     """The share of the matmul peak that decoding reached: each token costs ~2 FLOP per parameter."""
     return tokens_per_s * 2 * parameters / (peak_tflops * 1e12)
@@ -162,6 +125,7 @@ def main() -> None:
     from tunesmith.hardware import cpu_flags, inference_dtype, matmul_peak_tflops
     from tunesmith.models.catalog import DEFAULT_BASE_MODEL
     from tunesmith.models.embedded import gguf_path
+    from tunesmith.models.llama_server import LlamaServer
     from tunesmith.serve import serve_in_background
 
     threads = args.threads or torch.get_num_threads()
@@ -177,8 +141,9 @@ def main() -> None:
             with serve_in_background([model], max_batch_size=args.clients, log_requests=False, threads=threads,
                                      engine="llama.cpp", llama_server=args.llama_server) as url:
                 results["tunesmith+llama.cpp"] = measure(url, model, prompts, args.clients, args.max_tokens)
-            with llama_server(args.llama_server, gguf_path(DEFAULT_BASE_MODEL), args.clients, threads) as url:
-                results["llama.cpp"] = measure(url, model, prompts, args.clients, args.max_tokens)
+            with LlamaServer(args.llama_server, gguf_path(DEFAULT_BASE_MODEL), parallel=args.clients,
+                             threads=threads, context_per_slot=1024) as server:
+                results["llama.cpp"] = measure(server.url, model, prompts, args.clients, args.max_tokens)
 
     from tunesmith.models.loading import load_model
 

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from tunesmith.cli import app
 from tunesmith.errors import BadInputError
-from tunesmith.registry.gguf_check import LlamaServer, greedy_agreement, llama_server_answers_alike, load_gguf
+from tunesmith.models.llama_server import LlamaServer
+from tunesmith.registry.gguf_check import greedy_agreement, llama_server_answers_alike, load_gguf
 from tunesmith.registry.gguf_export import (
     permute_rows_for_rope,
     unpermute_rows_for_rope,
@@ -279,12 +280,12 @@ def test_llama_cpp_loads_the_exports_and_answers_as_transformers_does(smollm2, t
     prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     expected = greedy_tokens(model, tokenizer, prompts, max_new_tokens=24, batch_size=1)
     out = export_model("smollm2-135m-instruct", tmp_path / "f16", format="gguf", quant="f16")
-    server = LlamaServer(binary, out / "model.gguf")
+    server = LlamaServer(binary, out / "model.gguf").start()
     try:
         assert [server.tokenize(p) for p in prompts] == prompt_ids  # llama.cpp's tokenizer agrees
         same = llama_server_answers_alike(server, tokenizer, expected, prompt_ids, 24)
     finally:
-        server.close()
+        server.stop()
     print(f"llama.cpp (f16 export): identical greedy answers on {same} of {len(prompts)} prompts")
     assert same >= 0.9 * len(prompts)
 
@@ -299,10 +300,10 @@ def test_llama_cpp_loads_the_exports_and_answers_as_transformers_does(smollm2, t
     lora_out = export_model("random-lora", tmp_path / "lora", format="gguf", quant="f16", merged=False)
     expected_lora = greedy_tokens(adapted, tokenizer, prompts, max_new_tokens=24, batch_size=1)
     assert expected_lora != expected  # the adapter changes answers
-    server = LlamaServer(binary, lora_out / "base.gguf", lora=lora_out / "adapter.gguf")
+    server = LlamaServer(binary, lora_out / "base.gguf", lora=lora_out / "adapter.gguf").start()
     try:
         same_lora = llama_server_answers_alike(server, tokenizer, expected_lora, prompt_ids, 24)
     finally:
-        server.close()
+        server.stop()
     print(f"llama.cpp (base f16 + GGUF LoRA): identical greedy answers on {same_lora} of {len(prompts)} prompts")
     assert same_lora >= 0.9 * len(prompts)

@@ -42,7 +42,7 @@ def serve_command(
 
         check_vllm_can_run()  # before anything is resolved or converted
     if engine == "llama.cpp":
-        from ..serve.llamacpp import find_llama_server
+        from ..models.llama_server import find_llama_server
 
         find_llama_server(llama_server)  # before anything is resolved or converted
     served, skipped = resolve_models(config.models)

@@ -12,14 +12,17 @@ answers beside the tuned one's in llama.cpp); the hf format exports registered m
 from __future__ import annotations
 
 import shutil
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..errors import BadInputError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, sha256_text
 from ..models.catalog import CATALOG
-from ..models.embedded import gguf_string
+from ..models.embedded import gguf_path, gguf_string
 from ..models.loading import load_model, load_tokenizer
+from ..paths import cache_dir
 from .gguf_export import (
     QUANTS,
     check_exportable,
@@ -122,3 +125,22 @@ def _default_system_prompt(tokenizer: Any) -> str | None:
     if not text.startswith(head) or "<|im_end|>" not in text:
         return None
     return text[len(head) : text.index("<|im_end|>")]
+
+
+def gguf_for_llama_cpp(source: str, weights: LocalWeights) -> Path:
+    """The GGUF file llama.cpp runs for a model (`source`: its registry id, or a base model):
+    the embedded base model's own file, else the model exported once (merged, f16: the same
+    greedy answers as its weights) and cached."""
+    if weights.adapter_path is None and weights.base in CATALOG:
+        return gguf_path(weights.base)
+    folder = cache_dir() / "gguf" / sha256_text(f"{source}|{weights.adapter_path}")[:16]
+    if not (folder / "model.gguf").is_file():
+        print(f"tunesmith: exporting {source} to GGUF for llama.cpp, once", file=sys.stderr)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="export-", dir=folder.parent))
+        try:
+            export_model(source, staging / "out", format="gguf", quant="f16")
+            (staging / "out").rename(folder)  # whole or not at all
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return folder / "model.gguf"

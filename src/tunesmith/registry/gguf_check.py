@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..models.chat import left_padded, stop_token_ids
+from ..models.llama_server import LlamaServer
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -81,63 +82,6 @@ def greedy_agreement(source: PreTrainedModel, source_tokenizer: PreTrainedTokeni
 
 
 # --------------------------------------------------------------------------- llama.cpp
-
-
-class LlamaServer:
-    """llama.cpp's `llama-server` (an installed binary, never built here) on a free loopback
-    port, serving one GGUF file and optionally a GGUF LoRA on it: `tokenize` and `greedy` ask it
-    directly, token ids in and out, so no chat template or sampler setting stands in between."""
-
-    def __init__(self, binary: str, model: str | Path, lora: str | Path | None = None, threads: int = 2,
-                 start_timeout_s: float = 120):
-        import socket
-        import subprocess
-        import time
-
-        import httpx
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        command = [binary, "-m", str(model), "--port", str(self.port), "--host", "127.0.0.1", "-t", str(threads),
-                   "-c", "2048", "--parallel", "1"] + (["--lora", str(lora)] if lora else [])
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=600)
-        deadline = time.monotonic() + start_timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"llama-server refused {model}: {self.process.stderr.read()[-3000:]}")
-            try:
-                if self.client.get("/health").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.close()
-        raise RuntimeError(f"llama-server did not start in {start_timeout_s:.0f} s")
-
-    def tokenize(self, text: str) -> list[int]:
-        reply = self.client.post("/tokenize", json={"content": text, "add_special": False, "parse_special": True})
-        return reply.json()["tokens"]
-
-    def greedy(self, ids: list[int], max_new_tokens: int) -> list[int]:
-        reply = self.client.post("/completion", json={"prompt": ids, "n_predict": max_new_tokens, "temperature": 0,
-                                                      "top_k": 1, "cache_prompt": False, "return_tokens": True})
-        return reply.json()["tokens"]
-
-    def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except Exception:  # noqa: BLE001 - a server that ignores SIGTERM is killed
-            self.process.kill()
-        self.client.close()
-
-    def __enter__(self) -> LlamaServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def llama_server_answers_alike(server: LlamaServer, tokenizer: PreTrainedTokenizerBase, expected: list[list[int]],

@@ -7,13 +7,13 @@ stored unless every line is good, and a bad line is named by file and line.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
+from ..data.json_lines import json_lines
 from ..errors import BadInputError
 from ..store.db import session_scope
 from ..store.deployments import add_feedback, get_deployment
@@ -67,34 +67,22 @@ def record_feedback(body: dict[str, Any], source: str = "api") -> dict[str, Any]
 def import_labels(deployment: str, path: str | Path) -> int:
     """Store every line of a JSONL file as feedback on requests to `deployment`; all or nothing."""
     get_deployment(deployment)  # an unknown deployment is bad input before the file is read
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"cannot read {path}: {exc}") from None
-    rows, lines_of = [], {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            body = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadInputError(f"{where}: not valid JSON ({exc.msg})") from None
+    rows, place_of = [], {}
+    for where, body in json_lines(path):
         rows.append({**feedback_row(body, where), "source": "import"})
-        lines_of.setdefault(rows[-1]["request_id"], number)
+        place_of.setdefault(rows[-1]["request_id"], where)
     if not rows:
         raise BadInputError(f"{path}: no labels in the file", 'one JSON object a line: {"request_id": ..., "label": ...}')
     with session_scope() as s:
-        ids, owners = list(lines_of), {}
+        ids, owners = list(place_of), {}
         for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
             owners.update(s.execute(select(ServedRequest.request_id, ServedRequest.deployment)
                                     .where(ServedRequest.request_id.in_(ids[start:start + 500]))).all())
-        for request_id, number in lines_of.items():
+        for request_id, where in place_of.items():
             if request_id not in owners:
-                raise BadInputError(f"{path}:{number}: no served request with the id {request_id!r}",
+                raise BadInputError(f"{where}: no served request with the id {request_id!r}",
                                     "labels name the request id the server answered with")
             if owners[request_id] != deployment:
-                raise BadInputError(f"{path}:{number}: the request {request_id!r} was not made to {deployment!r}")
+                raise BadInputError(f"{where}: the request {request_id!r} was not made to {deployment!r}")
         add_feedback(rows, session=s)
     return len(rows)

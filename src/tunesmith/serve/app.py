@@ -28,13 +28,14 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.responses import Response
 
 from ..errors import TunesmithError
+from ..models.llama_server import find_llama_server
 from . import gemini_api, openai_api
 from .auth import OPEN_PATHS, check_key
 from .chat import ChatCall, Limits
 from .deployments import DeploymentRouter, Route
 from .engine import Engine, Generation, Result
-from .llamacpp import LlamaCppEngine, find_llama_server, gguf_file
 from .errors import ApiError, api_of_path, error_body
+from .llamacpp import LlamaCppEngine, gguf_file
 from .log import RequestLog
 from .metrics import LATENCY_BUCKETS_S, Metrics
 from .models import ModelPool, ServedModel

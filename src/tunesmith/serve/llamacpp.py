@@ -15,12 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -29,56 +23,24 @@ from typing import Any
 
 from ..data.example import Example, Turn
 from ..errors import BadInputError, TunesmithError
-from ..fileio import sha256_text
-from ..models.catalog import CATALOG
 from ..models.chat import render_prompt
-from ..models.embedded import gguf_path
-from ..paths import cache_dir
-from ..registry.export import export_model
+from ..models.llama_server import LlamaServer
 from ..models.loading import load_tokenizer
+from ..registry.export import gguf_for_llama_cpp
+from ..registry.resolver import LocalWeights
 from .engine import Generation, Result, Sampling
 from .errors import ApiError
 from .models import ServedModel
 
-START_TIMEOUT_S = 120.0  # loading a GGUF file takes a second or two; a first start may map it from a slow disk
-CONTEXT_PER_SLOT = 2048  # tokens of context each parallel slot gets
-
 
 def gguf_file(model: ServedModel) -> Path:
-    """The GGUF file llama.cpp serves for `model`: the embedded base model's own file, else the
-    model exported once (merged, f16: the same greedy answers as its weights) and cached."""
-    if model.adapter_path is None and model.base in CATALOG:
-        return gguf_path(model.base)
-    source = model.model_id or model.base
-    folder = cache_dir() / "gguf" / sha256_text(f"{source}|{model.adapter_path}")[:16]
-    if not (folder / "model.gguf").is_file():
-        print(f"tunesmith: exporting {model.name} to GGUF for llama.cpp, once", file=sys.stderr)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix="export-", dir=folder.parent))
-        try:
-            export_model(source, staging / "out", format="gguf", quant="f16")
-            (staging / "out").rename(folder)  # whole or not at all
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return folder / "model.gguf"
-
-
-def find_llama_server(path: str | None = None) -> str:
-    """The llama-server binary: `path`, else the one on PATH; a clear error without one."""
-    found = shutil.which(path or "llama-server")
-    if found is None:
-        raise BadInputError(
-            f"--engine llama.cpp needs llama.cpp's llama-server, and {path or 'llama-server'} was not found",
-            "install llama.cpp (its llama-server binary on PATH, or pass --llama-server PATH), "
-            "or serve with the built-in engine (--engine local)")
-    return found
+    """The GGUF file llama.cpp serves for `model` (registry/export.py: exported once and cached)."""
+    return gguf_for_llama_cpp(model.model_id or model.base, LocalWeights(model.base, model.adapter_path))
 
 
 @dataclass
 class _Worker:
-    process: subprocess.Popen
-    url: str
-    log: Any  # llama-server's own log (a temporary file: a pipe nobody reads would fill and stall it)
+    server: LlamaServer
     tokenizer: Any  # renders the prompt (the chat template of the model's own tokenizer)
 
 
@@ -116,13 +78,7 @@ class LlamaCppEngine:
         for task in list(self._tasks):
             task.cancel()
         for worker in self._workers.values():
-            worker.process.terminate()
-        for worker in self._workers.values():
-            try:
-                worker.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                worker.process.kill()
-            worker.log.close()
+            worker.server.stop()
         self._workers.clear()
 
     def submit(self, model: ServedModel, system: str | None, turns: list[Turn], sampling: Sampling) -> Generation:
@@ -135,25 +91,9 @@ class LlamaCppEngine:
         return generation
 
     def _launch(self, model: ServedModel) -> _Worker:
-        gguf = self.gguf_for(model)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        command = [self.binary, "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
-                   "--parallel", str(self.parallel), "--ctx-size", str(self.parallel * CONTEXT_PER_SLOT),
-                   "--no-webui"]
-        if self.threads:
-            command += ["--threads", str(self.threads)]
-        log = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        worker = _Worker(process, f"http://127.0.0.1:{port}", log, load_tokenizer(model.base))
-        try:
-            _wait_until_ready(worker, model.name)
-        except BaseException:
-            process.kill()
-            log.close()
-            raise
-        return worker
+        server = LlamaServer(self.binary, self.gguf_for(model), parallel=self.parallel, threads=self.threads,
+                             name=model.name)
+        return _Worker(server.start(), load_tokenizer(model.base))
 
     async def _complete(self, worker: _Worker, system: str | None, turns: list[Turn], sampling: Sampling,
                         generation: Generation) -> None:
@@ -171,7 +111,7 @@ class LlamaCppEngine:
             if sampling.seed is not None:
                 body["seed"] = sampling.seed
             text = ""
-            async with aclosing(self._events(worker.url, body)) as events:
+            async with aclosing(self._events(worker.server.url, body)) as events:
                 async for event in events:
                     if generation.cancelled:  # the client has gone: closing the stream frees the slot
                         return
@@ -209,22 +149,3 @@ def _result(text: str, last: dict[str, Any]) -> Result:
     return Result(text=text, finish_reason="length" if last.get("stop_type") == "limit" else "stop",
                   prompt_tokens=int(last.get("tokens_evaluated", 0)),
                   completion_tokens=int(last.get("tokens_predicted", 0)))
-
-
-def _wait_until_ready(worker: _Worker, name: str) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        if worker.process.poll() is not None:
-            worker.log.seek(0)
-            raise TunesmithError(f"llama-server for {name} exited while starting: {worker.log.read()[-1500:].strip()}")
-        try:
-            with urllib.request.urlopen(f"{worker.url}/health", timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            pass  # not listening yet, or 503 while the model loads
-        if time.monotonic() > deadline:
-            raise TunesmithError(f"llama-server for {name} was not ready after {START_TIMEOUT_S:.0f} s")
-        time.sleep(0.2)

@@ -12,7 +12,6 @@ for `models` on `data` with the evaluation's providers.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import random
 import secrets
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from ...data.json_lines import json_lines
 from ...errors import BadInputError
 from ...store import queries
 from ...store.schema import RATING_MODES, RatingTask, utc_now
@@ -180,18 +180,8 @@ def load_gold(path: str | Path) -> list[dict]:
     """Gold items from JSONL, one per line: {"input", "better", "worse"} with optional
     "reference", "tie": true (both equally good: the right answer is a tie) and
     "scores": [score of better, score of worse] (1–5). Any bad line fails the whole file."""
-    path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"gold file {path} not found")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadInputError(f"{where}: not JSON ({exc.msg})") from exc
+    for number, (where, record) in enumerate(json_lines(path), 1):
         if not isinstance(record, dict):
             raise BadInputError(f"{where}: a gold item is a JSON object")
         missing = [k for k in ("input", "better", "worse") if not isinstance(record.get(k), str) or not record[k].strip()]
