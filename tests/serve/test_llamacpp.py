@@ -93,3 +93,25 @@ def test_a_model_held_to_an_output_space_is_refused_before_the_server_starts():
                            output_space=OutputSpace("labels", labels=("refund", "card_lost")))
     with pytest.raises(BadInputError, match="output space"):
         LlamaCppEngine([labelled], gguf_for=lambda model: None, binary="llama-server")
+
+
+def test_auto_serves_through_llama_cpp_only_what_llama_cpp_can_serve(monkeypatch, tmp_path):
+    from tunesmith.data.output_space import OutputSpace
+    from tunesmith.models import llama_server
+    from tunesmith.serve import ServeConfig
+    from tunesmith.serve.app import engine_for
+    from tunesmith.serve.models import ServedModel
+
+    binary = tmp_path / "llama-server"
+    binary.write_text("#!/bin/sh\nexit 1\n")
+    binary.chmod(0o755)
+    monkeypatch.setattr(llama_server, "inference_device", lambda: "cpu")
+    monkeypatch.setattr(llama_server, "cpu_has_bf16", lambda: False)  # where auto picks llama.cpp
+    plain = ServedModel(DEFAULT_BASE_MODEL, (DEFAULT_BASE_MODEL,), DEFAULT_BASE_MODEL)
+    labelled = ServedModel("intents", ("intents",), DEFAULT_BASE_MODEL, "/adapter",
+                           output_space=OutputSpace("labels", labels=("refund", "card_lost")))
+    auto = ServeConfig(engine="auto", llama_server=str(binary))
+    assert engine_for(auto, [plain]) == "llama.cpp"
+    assert engine_for(auto, [plain, labelled]) == "local"  # only the built-in engine holds answers to a space
+    assert engine_for(auto.model_copy(update={"mixed_adapters": True}), [plain]) == "local"
+    assert engine_for(ServeConfig(engine="local"), [plain]) == "local"

@@ -11,6 +11,10 @@ import typer
 METRICS_HELP = "auto (from the references), label, template or free-text"
 WEIGHTS_HELP = ("how a local model holds its weights: auto (bf16 where native, else fp32), fp32, bf16, "
                 "or int8 (CPU; 8-bit weights, docs/serving.md has the quality cost)")
+ENGINE_HELP = ("what generates for local models: local (transformers with continuous batching), llama.cpp "
+               "(llama-server on each model's GGUF file, exported once, f16) or auto (llama.cpp where it is "
+               "the faster on this machine: docs/serving.md)")
+LLAMA_SERVER_HELP = "the llama-server binary for --engine llama.cpp (default: the one on PATH)"
 BASE_URL_HELP = "an OpenAI-compatible (openai:MODEL) or Gemini (gemini:MODEL) endpoint; default $OPENAI_BASE_URL"
 
 
@@ -33,6 +37,8 @@ def eval_command(
     free: bool = typer.Option(False, "--free", help="do not hold the model to its training data's output space "
                                                    "(labels, template, JSON fields)"),
     weights: str = typer.Option("auto", help=WEIGHTS_HELP),
+    engine: str = typer.Option("local", help=ENGINE_HELP),
+    llama_server: str | None = typer.Option(None, "--llama-server", help=LLAMA_SERVER_HELP),
 ) -> None:
     """Evaluate a model against its baseline: metrics with 95% intervals, paired tests, a verdict, a report."""
     from ..evaluate import evaluate
@@ -41,7 +47,7 @@ def eval_command(
                       metrics=metrics, limit=limit, json_out=json_path, html_out=html, allow_overlap=allow_overlap,
                       base_url=base_url, api_key=api_key, batch_size=batch_size, max_new_tokens=max_new_tokens,
                       seed=seed, progress=lambda message: print(message, file=sys.stderr), free=free,
-                      weights=weights)
+                      weights=weights, engine=engine, llama_server=llama_server)
     print_result(result.summary)
 
 
@@ -49,7 +55,12 @@ def print_result(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ..evaluate.verdict import format_difference, format_p, format_range, format_value
+    from ..evaluate.verdict import (
+        format_difference,
+        format_p,
+        format_range,
+        format_value,
+    )
 
     console = Console(highlight=False)
     for warning in summary["warnings"]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from ._options import row_dict
+from .evaluate import ENGINE_HELP, LLAMA_SERVER_HELP, WEIGHTS_HELP
 
 app = typer.Typer(help="Tuned models (the registry) and base models.", no_args_is_help=True)
 
@@ -83,6 +84,9 @@ def compare_command(
     allow_overlap: bool = typer.Option(False, help="evaluate even on examples a model was trained on"),
     base_url: str | None = typer.Option(None, help="the endpoint of openai:MODEL or gemini:MODEL references"),
     api_key: str | None = typer.Option(None, help="the endpoint's key"),
+    weights: str = typer.Option("auto", help=WEIGHTS_HELP),
+    engine: str = typer.Option("local", help=ENGINE_HELP),
+    llama_server: str | None = typer.Option(None, "--llama-server", help=LLAMA_SERVER_HELP),
     json_out: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Evaluate several models on the same examples and rank them (each against the best: difference, p)."""
@@ -92,7 +96,8 @@ def compare_command(
     from .evaluate import print_ranking
 
     summary = compare(models, data=data, split=split, metrics=metrics, limit=limit, allow_overlap=allow_overlap,
-                      base_url=base_url, api_key=api_key, progress=lambda message: print(message, file=sys.stderr))
+                      base_url=base_url, api_key=api_key, progress=lambda message: print(message, file=sys.stderr),
+                      weights=weights, engine=engine, llama_server=llama_server)
     print_ranking(summary, json_out)
 
 

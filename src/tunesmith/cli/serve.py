@@ -13,7 +13,7 @@ def serve_command(
     port: int = typer.Option(8000, help="port"),
     api_key: Optional[str] = typer.Option(None, "--api-key", help="the key clients must send (default: $TUNESMITH_API_KEY)"),
     no_log: bool = typer.Option(False, "--no-log", help="log model, status, latency and token counts only, never the text"),
-    engine: str = typer.Option("local", help="local (transformers with continuous batching, CPU or GPU), llama.cpp (llama-server on each model's GGUF file) or vllm (GPU only)"),
+    engine: str = typer.Option("local", help="local (transformers with continuous batching, CPU or GPU), llama.cpp (llama-server on each model's GGUF file), auto (llama.cpp where it is the faster on this machine: docs/serving.md) or vllm (GPU only)"),
     llama_server: Optional[str] = typer.Option(None, "--llama-server", help="the llama-server binary for --engine llama.cpp (default: the one on PATH)"),
     max_adapters: int = typer.Option(8, min=1, help="LoRA adapters kept loaded; the least recently used goes first"),
     memory_budget_gb: Optional[float] = typer.Option(None, help="evict adapters, then bases, past this much loaded weight"),
@@ -29,12 +29,12 @@ def serve_command(
     from ..errors import BadInputError
     from ..serve import ServeConfig, resolve_models, serve
 
-    if engine not in ("local", "llama.cpp", "vllm"):
-        raise BadInputError(f"unknown engine {engine!r}", "use local, llama.cpp or vllm")
+    if engine not in ("local", "llama.cpp", "auto", "vllm"):
+        raise BadInputError(f"unknown engine {engine!r}", "use local, llama.cpp, auto or vllm")
     config = ServeConfig(models=models or [], host=host, port=port, api_key=api_key, log_requests=not no_log,
                          max_adapters=max_adapters, memory_budget_gb=memory_budget_gb, max_batch_size=max_batch_size,
                          max_tokens_cap=max_tokens_cap, device=device, threads=threads,
-                         engine="llama.cpp" if engine == "llama.cpp" else "local", llama_server=llama_server,
+                         engine="local" if engine == "vllm" else engine, llama_server=llama_server,
                          mixed_adapters=mixed_adapters, weights=weights)
     config.check_binding()
     if engine == "vllm":
@@ -53,5 +53,9 @@ def serve_command(
 
         raise typer.Exit(run_vllm(served, config))
     names = ", ".join(m.name for m in served)
+    if engine == "auto":
+        from ..serve.app import engine_for
+
+        print(f"engine: {engine_for(config, served)} (auto)")
     print(f"serving {names} on http://{host}:{port} (OpenAI: /v1, Gemini: /v1beta){'' if config.resolved_api_key() else '; no API key'}")
     serve(config, served)

@@ -193,18 +193,23 @@ def evaluate(model: str, baseline: str | None = "base", data: str | Path | None 
              html_out: str | Path | None = None, allow_overlap: bool = False, base_url: str | None = None,
              api_key: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, max_new_tokens: int | None = None,
              resamples: int = stats.RESAMPLES, seed: int = stats.SEED, progress: Progress | None = None,
-             free: bool = False, weights: str = "auto") -> EvalResult:
+             free: bool = False, weights: str = "auto", engine: str = "local",
+             llama_server: str | None = None) -> EvalResult:
     """Evaluate `model` against `baseline` ("base": its base model; None: no comparison).
     A model whose training data had an output space answers held to it unless `free`; the
     first evaluation of such a model also runs it free, and `summary["decoding"]` shows both.
-    `weights`: how local models hold their weights (auto, fp32, bf16, int8: models/loading.py)."""
+    `weights`: how local models hold their weights (auto, fp32, bf16, int8: models/loading.py).
+    `engine`: what generates for local models: local, llama.cpp (`llama_server`: its binary) or
+    auto (models/llama_server.py)."""
 
-    resolver = Resolver(base_url=base_url, api_key=api_key, batch_size=batch_size, free=free, weights=weights)
-    anchor = resolver.registry_model(model)
-    evaluation = load_eval_data(data, split, limit, anchor)
-    overlap = guard(evaluation.examples, anchor, allow_overlap)
-    providers = [resolver.provider(model, anchor)] + ([resolver.provider(baseline, anchor)] if baseline else [])
-    answers = answer_and_score(providers, evaluation.examples, metrics, max_new_tokens, resamples, seed, progress)
+    with Resolver(base_url=base_url, api_key=api_key, batch_size=batch_size, free=free, weights=weights,
+                  engine=engine, llama_server=llama_server) as resolver:
+        anchor = resolver.registry_model(model)
+        evaluation = load_eval_data(data, split, limit, anchor)
+        overlap = guard(evaluation.examples, anchor, allow_overlap)
+        providers = [resolver.provider(model, anchor)] + ([resolver.provider(baseline, anchor)] if baseline else [])
+        answers = answer_and_score(providers, evaluation.examples, metrics, max_new_tokens, resamples, seed, progress)
+        decoding = _decoding(providers[0], anchor, resolver, evaluation.examples, answers, free, progress)
     references, scorer, headline, scores, idx = (answers.references, answers.scorer, answers.headline,
                                                  answers.scores, answers.idx)
     roles = ["model", "baseline"][: len(providers)]
@@ -217,7 +222,7 @@ def evaluate(model: str, baseline: str | None = "base", data: str | Path | None 
         "dataset_version": evaluation.dataset_version, "examples": len(references), "skipped": evaluation.skipped,
         "kind": scorer.kind, "scorer": scorer.describe(), "max_new_tokens": answers.max_new_tokens,
         "bootstrap": {"resamples": resamples, "seed": seed}, "generation": answers.timings, "weights": weights,
-        "overlap": [o.__dict__ for o in overlap], "warnings": evaluation.warnings,
+        "engine": resolver.engine_used, "overlap": [o.__dict__ for o in overlap], "warnings": evaluation.warnings,
         "verdict": None, "verdict_text": None,
     }
     if baseline:
@@ -230,7 +235,7 @@ def evaluate(model: str, baseline: str | None = "base", data: str | Path | None 
         summary["metrics"] = [stats.single(metric, scores[0], idx) for metric in headline]
     if scorer.kind == "label":
         summary["per_class"] = {role: m.per_class(scorer, references, answers.outputs[r]) for r, role in enumerate(roles)}
-    summary["decoding"] = _decoding(providers[0], anchor, resolver, evaluation.examples, answers, free, progress)
+    summary["decoding"] = decoding
 
     folder = evals_dir() / eval_id
     results_path, summary_path = folder / RESULTS_FILE, Path(json_out or folder / SUMMARY_FILE).resolve()
@@ -280,20 +285,22 @@ def compare(models: list[str], data: str | Path | None = None, split: str | None
             limit: int | None = None, json_out: str | Path | None = None, allow_overlap: bool = False,
             base_url: str | None = None, api_key: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
             max_new_tokens: int | None = None, resamples: int = stats.RESAMPLES, seed: int = stats.SEED,
-            progress: Progress | None = None, weights: str = "auto") -> dict:
+            progress: Progress | None = None, weights: str = "auto", engine: str = "local",
+            llama_server: str | None = None) -> dict:
     """Several models on the same examples, ranked by the first headline metric; each is
     compared with the best (difference, interval, p). "base" means the first registered
     model's base. Writes results.jsonl and summary.json to $TUNESMITH_HOME/evals/<id>/."""
 
     if len(models) < 2:
         raise BadInputError("compare needs at least two models")
-    resolver = Resolver(base_url=base_url, api_key=api_key, batch_size=batch_size, weights=weights)
-    anchors = [resolver.registry_model(ref) for ref in models]
-    anchor = next((a for a in anchors if a is not None), None)
-    evaluation = load_eval_data(data, split, limit, anchor)
-    overlap = {a.id: [o.__dict__ for o in guard(evaluation.examples, a, allow_overlap)] for a in anchors if a}
-    providers = [resolver.provider(ref, a or anchor) for ref, a in zip(models, anchors)]
-    answers = answer_and_score(providers, evaluation.examples, metrics, max_new_tokens, resamples, seed, progress)
+    with Resolver(base_url=base_url, api_key=api_key, batch_size=batch_size, weights=weights, engine=engine,
+                  llama_server=llama_server) as resolver:
+        anchors = [resolver.registry_model(ref) for ref in models]
+        anchor = next((a for a in anchors if a is not None), None)
+        evaluation = load_eval_data(data, split, limit, anchor)
+        overlap = {a.id: [o.__dict__ for o in guard(evaluation.examples, a, allow_overlap)] for a in anchors if a}
+        providers = [resolver.provider(ref, a or anchor) for ref, a in zip(models, anchors)]
+        answers = answer_and_score(providers, evaluation.examples, metrics, max_new_tokens, resamples, seed, progress)
     headline, scores, idx = answers.headline, answers.scores, answers.idx
     values = [stats.single(headline[0], s, idx)["value"] for s in scores]
     order = sorted(range(len(models)), key=lambda i: -values[i])
@@ -311,7 +318,7 @@ def compare(models: list[str], data: str | Path | None = None, split: str | None
     summary = {"id": compare_id, "models": models, "data": evaluation.path, "split": evaluation.split,
                "dataset_version": evaluation.dataset_version, "examples": len(answers.references),
                "kind": answers.scorer.kind, "scorer": answers.scorer.describe(), "ranked_by": headline[0].label,
-               "ranking": ranking, "generation": answers.timings, "overlap": overlap, "warnings": evaluation.warnings,
+               "ranking": ranking, "generation": answers.timings, "engine": resolver.engine_used, "overlap": overlap, "warnings": evaluation.warnings,
                "max_new_tokens": answers.max_new_tokens, "results_path": str(results_path),
                "summary_path": str(summary_path)}
     _write_results(results_path, answers.lines(evaluation.examples, models), summary_path, summary)

@@ -127,11 +127,12 @@ def _default_system_prompt(tokenizer: Any) -> str | None:
     return text[len(head) : text.index("<|im_end|>")]
 
 
-def gguf_for_llama_cpp(source: str, weights: LocalWeights) -> Path:
+def gguf_for_llama_cpp(source: str, weights: LocalWeights, embedded_q4: bool = True) -> Path:
     """The GGUF file llama.cpp runs for a model (`source`: its registry id, or a base model):
-    the embedded base model's own file, else the model exported once (merged, f16: the same
-    greedy answers as its weights) and cached."""
-    if weights.adapter_path is None and weights.base in CATALOG:
+    the embedded base model's own 4-bit file where `embedded_q4`, else the model exported once
+    (merged, f16: the same greedy answers as its weights) and cached. Evaluation asks for f16
+    everywhere, so that a tuned model and its base are compared at the same precision."""
+    if embedded_q4 and weights.adapter_path is None and weights.base in CATALOG:
         return gguf_path(weights.base)
     folder = cache_dir() / "gguf" / sha256_text(f"{source}|{weights.adapter_path}")[:16]
     if not (folder / "model.gguf").is_file():

@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.responses import Response
 
 from ..errors import TunesmithError
-from ..models.llama_server import find_llama_server
+from ..models.llama_server import choose_engine, find_llama_server
 from . import gemini_api, openai_api
 from .auth import OPEN_PATHS, check_key
 from .chat import ChatCall, Limits
@@ -68,6 +68,16 @@ class ServerState:
         return self.by_name[name]
 
 
+def engine_for(config: ServeConfig, models: list[ServedModel]) -> str:
+    """The engine `config.engine` means for these models: "auto" made concrete, and the built-in
+    engine wherever only it can serve them (answers held to an output space, mixed adapters)."""
+    engine = choose_engine(config.engine, config.llama_server)
+    if engine == "llama.cpp" and config.engine == "auto" and (
+            config.mixed_adapters or any(m.output_space is not None for m in models)):
+        return "local"
+    return engine
+
+
 def create_app(config: ServeConfig, models: list[ServedModel] | None = None) -> FastAPI:
     """The app serving `models` (default: `config.models`, resolved against the registry)."""
     from .models import resolve_models
@@ -75,7 +85,7 @@ def create_app(config: ServeConfig, models: list[ServedModel] | None = None) -> 
     if models is None:
         models, _ = resolve_models(config.models)
     metrics = Metrics()
-    if config.engine == "llama.cpp":
+    if engine_for(config, models) == "llama.cpp":
         engine: Engine | LlamaCppEngine = LlamaCppEngine(models, gguf_file, find_llama_server(config.llama_server),
                                                          parallel=config.max_batch_size, threads=config.threads)
     else:

@@ -36,9 +36,10 @@ class ServeConfig(BaseModel):
     # operations, and each waits for every thread it is split over.
     threads: int | None = Field(None, ge=1)
     # Who generates: "local" (the built-in engine: transformers, continuous batching, CPU or
-    # GPU) or "llama.cpp" (a llama-server per model, on its GGUF file; `llama_server` is the
-    # binary, default: the one on PATH). `tunesmith serve --engine vllm` hands over to vLLM instead.
-    engine: Literal["local", "llama.cpp"] = "local"
+    # GPU), "llama.cpp" (a llama-server per model, on its GGUF file; `llama_server` is the
+    # binary, default: the one on PATH) or "auto" (the faster on this machine:
+    # models/llama_server.py choose_engine). `tunesmith serve --engine vllm` hands over to vLLM instead.
+    engine: Literal["local", "llama.cpp", "auto"] = "local"
     llama_server: str | None = None
     # Rows of different LoRA adapters on one base decode in one batch (PEFT's mixed-adapter batches);
     # a shadow candidate that shares production's base then answers in the caller's batch.
