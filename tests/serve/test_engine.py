@@ -75,3 +75,57 @@ def test_two_models_decode_side_by_side(engine, models):
     alone, together = asyncio.run(scenario())
     assert [r.text for r in together] == [r.text for r in alone]
     assert [r.text for r in alone[:len(PROMPTS)]] != [r.text for r in alone[len(PROMPTS):]]  # the adapter matters
+
+
+def test_a_background_request_yields_to_callers_and_answers_as_it_would_alone(engine, models):
+    base, tuned = models
+
+    async def scenario():
+        shadow_alone = await _alone(engine, tuned, PROMPTS[0], 60)
+        callers_alone = [await _alone(engine, base, p, 6) for p in PROMPTS[1:]]
+        finished: list[str] = []
+
+        async def run(name: str, generation) -> Result:
+            result = await generation.result()
+            finished.append(name)
+            return result
+
+        shadow = engine.submit(tuned, None, [Turn("user", PROMPTS[0])], _greedy(60), background=True)
+        assert (await shadow.next_event())[0] == "delta"  # the shadow is decoding: nobody else is here
+        callers = [engine.submit(base, None, [Turn("user", p)], _greedy(6)) for p in PROMPTS[1:]]
+        results = await asyncio.gather(run("shadow", shadow), *(run(f"caller{i}", g) for i, g in enumerate(callers)))
+        return shadow_alone, callers_alone, finished, results
+
+    shadow_alone, callers_alone, finished, (shadow, *callers) = asyncio.run(scenario())
+    assert finished[-1] == "shadow"  # paused while the callers were served, then finished
+    assert [r.text for r in callers] == [r.text for r in callers_alone]
+    assert shadow.text == shadow_alone.text  # a paused batch keeps its cache: the same answer
+    assert shadow.yielded_s > 0 and shadow_alone.yielded_s == 0
+
+
+def test_background_requests_past_the_queue_are_skipped_and_counted(models, monkeypatch):
+    from tunesmith.serve import engine as engine_module
+    from tunesmith.serve.engine import Skipped
+    from tunesmith.serve.metrics import Metrics
+
+    base, tuned = models
+    monkeypatch.setattr(engine_module, "BACKGROUND_QUEUE", 1)  # one waiting per batch row
+    metrics = Metrics()
+    engine = Engine(ModelPool(device="cpu", dtype="float32"), batch_wait_ms=0, max_batch_size=2, metrics=metrics)
+    engine.start()
+
+    async def scenario():
+        caller = engine.submit(base, None, [Turn("user", PROMPTS[0])], _greedy(40))
+        await caller.next_event()  # a caller holds the engine busy
+        shadows = [engine.submit(tuned, None, [Turn("user", p)], _greedy(4), background=True) for p in PROMPTS]
+        outcomes = await asyncio.gather(*(g.result() for g in shadows), return_exceptions=True)
+        await caller.result()
+        return outcomes
+
+    try:
+        outcomes = asyncio.run(scenario())
+    finally:
+        engine.stop()
+    skipped = [o for o in outcomes if isinstance(o, Skipped)]
+    assert len(skipped) == 2 and all(isinstance(o, Result) for o in outcomes[2:])  # the oldest two went
+    assert 'tunesmith_background_skipped_total{model="tuned"} 2' in metrics.render()

@@ -33,7 +33,7 @@ from . import gemini_api, openai_api
 from .auth import OPEN_PATHS, check_key
 from .chat import ChatCall, Limits
 from .deployments import DeploymentRouter, Route
-from .engine import Engine, Generation, Result
+from .engine import Engine, Generation, Result, Skipped
 from .errors import ApiError, api_of_path, error_body
 from .llamacpp import LlamaCppEngine, gguf_file
 from .log import RequestLog
@@ -188,7 +188,7 @@ async def _chat(state: ServerState, request: Request, api: ModuleType, path_mode
         else:
             generation = state.engine.submit(served, call.system, call.turns, call.sampling)
         if route is not None and _shadow_rides_along(state, served, route):
-            _start_shadow(state, api, call, route, request_id)  # queued with the caller's row: one mixed batch
+            _start_shadow(state, api, call, route, request_id, background=False)  # with the caller's row: one mixed batch
         first = await _first_event(generation)  # an error before the first token still gets its status
         if streaming:
             return StreamingResponse(_stream(state, api, call, served, generation, first, started, request_id, route),
@@ -285,7 +285,7 @@ def _done(state: ServerState, api: ModuleType, call: ChatCall | None, served: Se
         output=result.text if result else None, error=error.message if error else None,
     )
     if shadowed and not _shadow_rides_along(state, served, route):
-        _start_shadow(state, api, call, route, request_id)
+        _start_shadow(state, api, call, route, request_id, background=True)  # yields to every caller
     model = served.name if served else ""  # metric labels: served names only, never what a client made up
     _count(state, api.API, model, status)
     if result is not None:
@@ -313,15 +313,19 @@ def _shadow_rides_along(state: ServerState, served: ServedModel | None, route: R
             and shadow.remote is None and shadow.base == served.base)
 
 
-def _start_shadow(state: ServerState, api: ModuleType, call: ChatCall, route: Route, request_id: str) -> None:
-    task = asyncio.get_running_loop().create_task(_shadow(state, api, call, route, request_id))
+def _start_shadow(state: ServerState, api: ModuleType, call: ChatCall, route: Route, request_id: str,
+                  background: bool) -> None:
+    task = asyncio.get_running_loop().create_task(_shadow(state, api, call, route, request_id, background))
     state.shadow_tasks.add(task)
     task.add_done_callback(state.shadow_tasks.discard)
 
 
-async def _shadow(state: ServerState, api: ModuleType, call: ChatCall, route: Route, request_id: str) -> None:
+async def _shadow(state: ServerState, api: ModuleType, call: ChatCall, route: Route, request_id: str,
+                  background: bool) -> None:
     """The candidate answers a copy of the caller's request; logged as the pair's other half, never
-    returned. A failure is logged as such and goes nowhere else."""
+    returned. A failure is logged as such and goes nowhere else. A `background` copy yields to
+    callers in the engine; its latency leaves out the time it yielded, and a copy skipped under
+    unbroken load is counted by the engine, not logged (the pair stays one-sided)."""
     candidate = route.shadow
     started = time.monotonic()
     result, error = None, None
@@ -329,15 +333,18 @@ async def _shadow(state: ServerState, api: ModuleType, call: ChatCall, route: Ro
         if candidate.remote is not None:
             generation = state.proxy.submit(candidate.remote, call.system, call.turns, call.sampling, False)
         else:
-            generation = state.engine.submit(candidate, call.system, call.turns, call.sampling)
+            generation = state.engine.submit(candidate, call.system, call.turns, call.sampling, background=background)
         result = await generation.result()
+    except Skipped:
+        return
     except asyncio.CancelledError:
         error = ApiError(CLIENT_CLOSED, "the server stopped before the shadow answer ended")
     except Exception as exc:  # noqa: BLE001 - whatever the candidate does, the caller never sees it
         error = _as_api_error(exc)
     state.log.record(
         api=api.API, model=call.model, model_id=candidate.model_id or candidate.name, route="shadow",
-        status_code=error.status if error else 200, latency_s=time.monotonic() - started,
+        status_code=error.status if error else 200,
+        latency_s=time.monotonic() - started - (result.yielded_s if result else 0.0),
         prompt_tokens=result.prompt_tokens if result else None,
         completion_tokens=result.completion_tokens if result else None, system=call.system, turns=call.turns,
         output=result.text if result else None, error=error.message if error else None,

@@ -46,6 +46,12 @@ if TYPE_CHECKING:
     from .metrics import Metrics
 
 _STOP = object()  # tells the engine thread to finish
+BACKGROUND_QUEUE = 4  # background requests waiting, per row of a batch, before the oldest is skipped
+
+
+class Skipped(Exception):
+    """A background request was dropped unanswered: more were waiting than the engine keeps
+    while callers hold it busy."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class Result:
     finish_reason: str  # "stop" (end of turn or a stop sequence) or "length" (max_tokens)
     prompt_tokens: int
     completion_tokens: int
+    yielded_s: float = 0.0  # a background request's time spent waiting for callers (not its own work)
 
 
 class Generation:
@@ -108,6 +115,8 @@ class _Request:
     turns: list[Turn]
     sampling: Sampling
     generation: Generation
+    background: bool = False  # yields to every other request (a shadow copy): see Engine
+    yielded_s: float = 0.0
 
 
 @dataclass
@@ -126,6 +135,15 @@ class _Row:
 
 
 class Engine:
+    """The continuous-batching loop on its own thread: one running batch per model (per base,
+    with mixed adapters), each stepped in turn.
+
+    Background requests (a shadow candidate's copies) yield: they are prefilled and decoded
+    only while no other request is waiting or running, and a background batch pauses, its
+    cache kept, as soon as one is. A caller then waits at most for the one background step
+    already under way. Under unbroken load background requests wait; past BACKGROUND_QUEUE
+    per batch row the oldest is skipped (Skipped, counted in tunesmith_background_skipped_total)."""
+
     def __init__(self, pool: ModelPool, batch_wait_ms: float = 5.0, max_batch_size: int = 16,
                  metrics: Metrics | None = None, threads: int | None = None, mixed_adapters: bool = False):
         self.pool = pool
@@ -149,10 +167,11 @@ class Engine:
             self._thread.join()
             self._thread = None
 
-    def submit(self, model: ServedModel, system: str | None, turns: list[Turn], sampling: Sampling) -> Generation:
+    def submit(self, model: ServedModel, system: str | None, turns: list[Turn], sampling: Sampling,
+               background: bool = False) -> Generation:
         """Queue a request; call from the event loop."""
         generation = Generation(asyncio.get_running_loop())
-        self._queue.put(_Request(model, system, turns, sampling, generation))
+        self._queue.put(_Request(model, system, turns, sampling, generation, background))
         return generation
 
     # --- the engine thread ----------------------------------------------------------
@@ -163,17 +182,25 @@ class Engine:
         if self.threads:
             torch.set_num_threads(self.threads)  # for the whole process: torch has one setting
         waiting: list[_Request] = []  # queued, not yet in a batch (the batch of their model was full)
-        batches: dict[tuple[str, str | None], Batch[_Row]] = {}  # one running batch per model
+        batches: dict[tuple[str, str | None, bool], Batch[_Row]] = {}  # one running batch per model (and priority)
         stopping = False
         with torch.inference_mode():
             while True:
                 if not stopping:
                     stopping = self._collect(waiting, block=not batches and not waiting)
-                self._admit(waiting, batches)
-                # One decoding step of every running batch, in turn, so several models progress together.
+                started = time.monotonic()
+                self._skip_excess_background(waiting)
+                busy = any(not r.background for r in waiting) or any(not key[2] for key in batches)
+                self._admit(waiting, batches, busy)
+                # One decoding step of every running batch, in turn, so several models progress
+                # together; background batches only while no caller's request is waiting or running.
                 for key in list(batches):
+                    if busy and key[2]:
+                        continue
                     if not self._step(batches[key]):
                         del batches[key]
+                if busy:
+                    self._note_yield(waiting, batches, time.monotonic() - started)
                 if stopping and not batches and not waiting:
                     return
 
@@ -199,12 +226,39 @@ class Engine:
             if len(waiting) >= self.max_batch_size:
                 block = False  # enough to fill a batch: take the rest of the queue without waiting
 
-    def _admit(self, waiting: list[_Request], batches: dict[tuple[str, str | None], Batch[_Row]]) -> None:
+    def _skip_excess_background(self, waiting: list[_Request]) -> None:
+        background = [r for r in waiting if r.background]
+        for request in background[: max(0, len(background) - BACKGROUND_QUEUE * self.max_batch_size)]:
+            waiting.remove(request)
+            request.generation.emit("error", Skipped("skipped: callers kept the engine busy"))
+            if self.metrics is not None:
+                self.metrics.inc("tunesmith_background_skipped_total",
+                                 "Background requests (shadow copies) dropped unanswered under load.",
+                                 model=request.model.name)
+
+    @staticmethod
+    def _note_yield(waiting: list[_Request], batches: dict[tuple[str, str | None, bool], Batch[_Row]],
+                    seconds: float) -> None:
+        """Charge the time spent on callers to every background request held back meanwhile."""
+        for request in waiting:
+            if request.background:
+                request.yielded_s += seconds
+        for key, batch in batches.items():
+            if key[2]:
+                for row in batch.rows:
+                    row.request.yielded_s += seconds
+
+    def _admit(self, waiting: list[_Request], batches: dict[tuple[str, str | None, bool], Batch[_Row]],
+               busy: bool) -> None:
         """Prefill waiting requests, in arrival order, into their model's running batch while
-        it has room: newcomers join between decoding steps instead of waiting for it to end."""
-        newcomers: dict[tuple[str, str | None], list[_Request]] = {}
+        it has room: newcomers join between decoding steps instead of waiting for it to end.
+        Background requests wait while the engine is `busy` with other requests."""
+        newcomers: dict[tuple[str, str | None, bool], list[_Request]] = {}
         for request in list(waiting):
-            key = (request.model.base, None if self.mixed_adapters else request.model.adapter_path)
+            if request.background and busy:
+                continue
+            key = (request.model.base, None if self.mixed_adapters else request.model.adapter_path,
+                   request.background)
             batch = batches.get(key)
             running = 0 if batch is None else len(batch.rows) if batch.joinable else self.max_batch_size
             if running + len(newcomers.get(key, [])) < self.max_batch_size:
@@ -324,7 +378,8 @@ class Engine:
         generation = row.request.generation
         if len(row.text) > row.sent:
             generation.emit("delta", row.text[row.sent:])
-        generation.emit("done", Result(row.text, row.finish_reason or "stop", row.prompt_tokens, len(row.tokens)))
+        generation.emit("done", Result(row.text, row.finish_reason or "stop", row.prompt_tokens, len(row.tokens),
+                                       row.request.yielded_s))
         if self.metrics is not None:
             self.metrics.inc("tunesmith_generated_tokens_total", "Tokens generated.", len(row.tokens),
                              model=row.request.model.name)

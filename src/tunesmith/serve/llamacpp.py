@@ -81,8 +81,10 @@ class LlamaCppEngine:
             worker.server.stop()
         self._workers.clear()
 
-    def submit(self, model: ServedModel, system: str | None, turns: list[Turn], sampling: Sampling) -> Generation:
-        """Queue a request; call from the event loop."""
+    def submit(self, model: ServedModel, system: str | None, turns: list[Turn], sampling: Sampling,
+               background: bool = False) -> Generation:
+        """Queue a request; call from the event loop. llama-server schedules its own slots, so a
+        `background` request (a shadow copy) is not held back for callers here."""
         loop = asyncio.get_running_loop()
         generation = Generation(loop)
         task = loop.create_task(self._complete(self._workers[model.name], system, turns, sampling, generation))
