@@ -113,3 +113,18 @@ def test_the_automaton_accepts_exactly_the_space():
     json_automaton = Automaton(space_segments(space))
     assert json_automaton.matches(json.dumps({"a": "x", "n": 12}))
     assert not json_automaton.matches(json.dumps({"a": "z", "n": 12}))
+
+
+def test_segments_as_a_gbnf_grammar_for_llama_cpp():
+    from tunesmith.data.output_space import Field, OutputSpace
+    from tunesmith.models.constrain import LINE, Free, Number, Text, gbnf, label_segments, space_segments
+
+    # Labels: one alternative each; quotes, backslashes and control characters escaped, the rest as written.
+    assert gbnf(label_segments(['say "hi"', "a\\b", "naïve"])) == \
+        'root ::= ("a\\x5cb" | "naïve" | "say \\x22hi\\x22")\n'
+    # A template: fixed text, closed fields as alternatives, a free line as a character class.
+    space = OutputSpace("keys", fields=(Field("Category", ("Billing", "Shipping")), Field("Action", None)))
+    assert gbnf(space_segments(space)) == \
+        'root ::= "Category:" (" Billing" | " Shipping") "\\x0aAction:" " " [^\\x0a\\x0d]{1,}\n'
+    assert gbnf((Text(b"n="), Number(integer=True), Free(LINE, 0))) == \
+        'root ::= "n=" ("-"? ("0" | [1-9] [0-9]{0,11})) [^\\x0a\\x0d]{0,}\n'

@@ -4,6 +4,7 @@ file, through the official openai client. Runs where llama.cpp's llama-server is
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -83,35 +84,55 @@ def test_a_tuned_model_is_exported_once_and_served(tiny_model_dir, adapter_dir, 
     assert exported.stat().st_size > 0
 
 
-def test_a_model_held_to_an_output_space_is_refused_before_the_server_starts():
+@needs_llama_server
+def test_structured_outputs_and_output_spaces_reach_llama_cpp_as_grammars(llama_url, tmp_path):
+    import openai
+
     from tunesmith.data.output_space import OutputSpace
-    from tunesmith.errors import BadInputError
-    from tunesmith.serve.llamacpp import LlamaCppEngine
+    from tunesmith.serve import ServeConfig
+    from tunesmith.serve.app import create_app
     from tunesmith.serve.models import ServedModel
+    from tunesmith.serve.server import run_in_thread
 
-    labelled = ServedModel("intents", ("intents",), DEFAULT_BASE_MODEL, "/adapter",
-                           output_space=OutputSpace("labels", labels=("refund", "card_lost")))
-    with pytest.raises(BadInputError, match="output space"):
-        LlamaCppEngine([labelled], gguf_for=lambda model: None, binary="llama-server")
+    client = openai.OpenAI(base_url=f"{llama_url}/v1", api_key="unused", max_retries=0)
+    messages = [{"role": "user", "content": "My card has not arrived yet, where is it?"}]
+    intents = ["card_arrival", "lost_or_stolen_card", "refund_not_showing_up"]
+    choice = client.chat.completions.create(model=DEFAULT_BASE_MODEL, messages=messages, temperature=0,
+                                            max_tokens=16, extra_body={"guided_choice": intents})
+    assert choice.choices[0].message.content in intents
+    schema = {"type": "object", "properties": {"intent": {"enum": intents}, "urgent": {"type": "boolean"}}}
+    structured = client.chat.completions.create(
+        model=DEFAULT_BASE_MODEL, messages=messages, temperature=0, max_tokens=40,
+        response_format={"type": "json_schema", "json_schema": {"name": "ticket", "schema": schema}})
+    answer = json.loads(structured.choices[0].message.content)
+    assert answer["intent"] in intents and isinstance(answer["urgent"], bool)
+
+    # A tuned model's learned output space holds its answers unless a request asks for text.
+    labelled = ServedModel("intents", ("intents",), DEFAULT_BASE_MODEL,
+                           output_space=OutputSpace("labels", labels=tuple(intents)))
+    config = ServeConfig(engine="llama.cpp", llama_server=LLAMA_SERVER, threads=2)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
+        with run_in_thread(create_app(config, [labelled])) as url:
+            own = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+            held = own.chat.completions.create(model="intents", messages=messages, temperature=0, max_tokens=16)
+            free = own.chat.completions.create(model="intents", messages=messages, temperature=0, max_tokens=16,
+                                               response_format={"type": "text"})
+    assert held.choices[0].message.content in intents
+    assert free.choices[0].message.content not in intents  # the base model alone answers in prose
 
 
-def test_auto_serves_through_llama_cpp_only_what_llama_cpp_can_serve(monkeypatch, tmp_path):
-    from tunesmith.data.output_space import OutputSpace
+def test_auto_serves_through_llama_cpp_where_it_is_the_faster(monkeypatch, tmp_path):
     from tunesmith.models import llama_server
     from tunesmith.serve import ServeConfig
     from tunesmith.serve.app import engine_for
-    from tunesmith.serve.models import ServedModel
 
     binary = tmp_path / "llama-server"
     binary.write_text("#!/bin/sh\nexit 1\n")
     binary.chmod(0o755)
     monkeypatch.setattr(llama_server, "inference_device", lambda: "cpu")
     monkeypatch.setattr(llama_server, "cpu_has_bf16", lambda: False)  # where auto picks llama.cpp
-    plain = ServedModel(DEFAULT_BASE_MODEL, (DEFAULT_BASE_MODEL,), DEFAULT_BASE_MODEL)
-    labelled = ServedModel("intents", ("intents",), DEFAULT_BASE_MODEL, "/adapter",
-                           output_space=OutputSpace("labels", labels=("refund", "card_lost")))
     auto = ServeConfig(engine="auto", llama_server=str(binary))
-    assert engine_for(auto, [plain]) == "llama.cpp"
-    assert engine_for(auto, [plain, labelled]) == "local"  # only the built-in engine holds answers to a space
-    assert engine_for(auto.model_copy(update={"mixed_adapters": True}), [plain]) == "local"
-    assert engine_for(ServeConfig(engine="local"), [plain]) == "local"
+    assert engine_for(auto) == "llama.cpp"
+    assert engine_for(auto.model_copy(update={"mixed_adapters": True})) == "local"  # only the built-in engine mixes
+    assert engine_for(ServeConfig(engine="local")) == "local"

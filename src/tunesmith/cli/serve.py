@@ -56,6 +56,6 @@ def serve_command(
     if engine == "auto":
         from ..serve.app import engine_for
 
-        print(f"engine: {engine_for(config, served)} (auto)")
+        print(f"engine: {engine_for(config)} (auto)")
     print(f"serving {names} on http://{host}:{port} (OpenAI: /v1, Gemini: /v1beta){'' if config.resolved_api_key() else '; no API key'}")
     serve(config, served)

@@ -7,7 +7,7 @@
 - llama.cpp (`engine="llama.cpp"`, or "auto" where it is the faster): a local model answered
   by llama.cpp's llama-server on its GGUF file (exported once, f16, and cached; the base
   model too, so both sides of a comparison run at the same precision), the prompt rendered
-  here by the same chat renderer.
+  here by the same chat renderer, an output space sent as a GBNF grammar.
 - openai: any OpenAI-compatible chat-completions endpoint (base URL + key), temperature 0.
 - Output spaces: a registered model whose training data had one (labels, a template, JSON
   fields) answers held to it, unless free: local models by constrained decoding
@@ -43,7 +43,7 @@ from ..data.output_space import OutputSpace
 from ..errors import BadInputError, TunesmithError
 from ..hardware import inference_device
 from ..models.chat import prompt_messages, render_prompt
-from ..models.constrain import space_segments
+from ..models.constrain import gbnf, space_segments
 from ..models.gemini import genai_client, genai_contents, response_schema_config
 from ..models.generate import DEFAULT_BATCH_SIZE, generate_greedy
 from ..models.llama_server import LlamaServer, choose_engine, find_llama_server
@@ -144,12 +144,14 @@ class LlamaCppProvider:
     name: str
     server: LlamaServer
     tokenizer: Any  # the model's own: renders the prompt as the local engine does
-    space: OutputSpace | None = None  # always None: llama.cpp does not hold answers to an output space
+    space: OutputSpace | None = None  # sent as a GBNF grammar: llama.cpp holds answers to it
 
     def generate(self, examples: list[Example], max_new_tokens: int) -> list[str]:
         prompts = [render_prompt(ex, self.tokenizer) for ex in examples]
+        grammar = gbnf(space_segments(self.space)) if self.space is not None else None
         with ThreadPoolExecutor(max_workers=self.server.parallel) as pool:  # its slots batch continuously
-            return [text.strip() for text in pool.map(lambda p: self.server.complete(p, max_new_tokens), prompts)]
+            return [text.strip() for text in pool.map(lambda p: self.server.complete(p, max_new_tokens, grammar),
+                                                      prompts)]
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -257,13 +259,11 @@ class Resolver:
         if self.weights not in INFERENCE_WEIGHTS:  # before any data is read or model loaded
             raise BadInputError(f"unknown weights {self.weights!r}", f"choose one of {', '.join(INFERENCE_WEIGHTS)}")
         self._engine = choose_engine(self.engine, self.llama_server)
-        self._llama_cpp_used = False
 
     @property
     def engine_used(self) -> str:
-        """What generated for local models: auto made concrete ("local" where auto chose
-        llama.cpp but every model met was held to an output space)."""
-        return "llama.cpp" if self._llama_cpp_used else "local"
+        """What generated for local models ("auto" made concrete)."""
+        return self._engine
 
     def close(self) -> None:
         """Stop the llama-servers this resolver started."""
@@ -309,12 +309,7 @@ class Resolver:
             return GeminiProvider(name, model.remote.endpoint, vertexai=True, project=model.remote.project,
                                   location=model.remote.location, base_url=self.base_url, space=space)
         if self._engine == "llama.cpp":
-            if space is None:
-                return self._llama_cpp(model, name)
-            if self.engine != "auto":
-                raise BadInputError(f"{name} answers held to its training data's output space, which --engine "
-                                    "llama.cpp does not apply", "evaluate it with the built-in engine (--engine "
-                                    "local), or let it answer free (--free)")
+            return self._llama_cpp(model, name, space)
         weights = self._weights_for(model.local.base)
         adapter = None
         if model.local.adapter_path:
@@ -322,14 +317,13 @@ class Resolver:
             weights.add_adapter(adapter, model.local.adapter_path)
         return LocalProvider(name, weights, adapter=adapter, batch_size=self.batch_size, space=space)
 
-    def _llama_cpp(self, model: ResolvedModel, name: str) -> LlamaCppProvider:
-        self._llama_cpp_used = True
+    def _llama_cpp(self, model: ResolvedModel, name: str, space: OutputSpace | None) -> LlamaCppProvider:
         source = model.version.id if model.version is not None else model.ref
         if source not in self._servers:
             gguf = gguf_for_llama_cpp(source, model.local, embedded_q4=False)
             self._servers[source] = LlamaServer(find_llama_server(self.llama_server), gguf, name=name,
                                                 parallel=self.batch_size).start()
-        return LlamaCppProvider(name, self._servers[source], load_tokenizer(model.local.base))
+        return LlamaCppProvider(name, self._servers[source], load_tokenizer(model.local.base), space)
 
     def output_space(self, anchor) -> OutputSpace | None:
         """A registered model's output space (for reporting when it answers free)."""

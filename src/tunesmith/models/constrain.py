@@ -190,6 +190,53 @@ def space_segments(space: OutputSpace) -> tuple[Segment, ...]:
     return tuple(segments)
 
 
+# --------------------------------------------------------------------------- as a grammar
+
+
+def gbnf(segments: Sequence[Segment]) -> str:
+    """The same constraint as a GBNF grammar, for llama.cpp (llama-server's `grammar` field):
+    llama.cpp then masks the tokens that leave it at each step, as compile_constraint does here."""
+    parts, rules = [], ""
+    for segment in segments:
+        if isinstance(segment, Text):
+            parts.append(_gbnf_literal(segment.value))
+        elif isinstance(segment, Choice):
+            parts.append("(" + " | ".join(_gbnf_literal(option) for option in segment.options) + ")")
+        elif isinstance(segment, Free):
+            parts.append(f"{_gbnf_class(segment.alphabet)}{{{segment.min_len},}}")
+        elif isinstance(segment, Number):
+            digits = f"[0-9]{{0,{MAX_DIGITS - 1}}}"
+            fraction = "" if segment.integer else f' ("." [0-9]{{1,{MAX_DIGITS}}})?'
+            parts.append(f'("-"? ("0" | [1-9] {digits}){fraction})')
+        else:  # AnyJsonObject: JSON's own grammar (any depth; the local reader stops at max_depth)
+            parts.append("object")
+            rules = _JSON_GBNF
+    return f"root ::= {' '.join(parts)}\n{rules}"
+
+
+_JSON_GBNF = r"""object ::= "{" ws (string ws ":" ws value ws ("," ws string ws ":" ws value ws)*)? "}"
+value ::= object | array | string | number | "true" | "false" | "null"
+array ::= "[" ws (value ws ("," ws value ws)*)? "]"
+string ::= "\"" ([^"\\\x00-\x1f] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4}))* "\""
+number ::= "-"? ("0" | [1-9] [0-9]*) ("." [0-9]+)? ([eE] [-+]? [0-9]+)?
+ws ::= [ \t\n\r]*
+"""
+
+
+def _gbnf_literal(value: bytes) -> str:
+    escaped = "".join(f"\\x{ord(ch):02x}" if ord(ch) < 32 or ch in '"\\' else ch for ch in value.decode("utf-8"))
+    return f'"{escaped}"'
+
+
+def _gbnf_class(alphabet: frozenset[int]) -> str:
+    """A character class for a byte alphabet that holds every byte of a multi-byte UTF-8
+    character (LINE, JSON_STRING): what it leaves out is ASCII."""
+    left_out = sorted(set(range(256)) - alphabet)
+    if any(byte >= 128 for byte in left_out):
+        raise ValueError("only alphabets that leave out ASCII bytes alone have a character class")
+    return "[^" + "".join(f"\\x{byte:02x}" for byte in left_out) + "]" if left_out else "[\\x00-\\U0010ffff]"
+
+
 def schema_segments(schema: dict) -> tuple[Segment, ...]:
     """The segments of a JSON schema: objects (every property, in order), strings, numbers,
     integers, booleans, null, enums and consts. BadInputError for what a fixed sequence of

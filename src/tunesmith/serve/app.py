@@ -68,14 +68,11 @@ class ServerState:
         return self.by_name[name]
 
 
-def engine_for(config: ServeConfig, models: list[ServedModel]) -> str:
-    """The engine `config.engine` means for these models: "auto" made concrete, and the built-in
-    engine wherever only it can serve them (answers held to an output space, mixed adapters)."""
+def engine_for(config: ServeConfig) -> str:
+    """The engine `config.engine` means here: "auto" made concrete, and the built-in engine
+    for mixed-adapter batches, which only it decodes."""
     engine = choose_engine(config.engine, config.llama_server)
-    if engine == "llama.cpp" and config.engine == "auto" and (
-            config.mixed_adapters or any(m.output_space is not None for m in models)):
-        return "local"
-    return engine
+    return "local" if engine == "llama.cpp" and config.engine == "auto" and config.mixed_adapters else engine
 
 
 def create_app(config: ServeConfig, models: list[ServedModel] | None = None) -> FastAPI:
@@ -85,7 +82,7 @@ def create_app(config: ServeConfig, models: list[ServedModel] | None = None) -> 
     if models is None:
         models, _ = resolve_models(config.models)
     metrics = Metrics()
-    if engine_for(config, models) == "llama.cpp":
+    if engine_for(config) == "llama.cpp":
         engine: Engine | LlamaCppEngine = LlamaCppEngine(models, gguf_file, find_llama_server(config.llama_server),
                                                          parallel=config.max_batch_size, threads=config.threads)
     else:

@@ -398,11 +398,16 @@ def _encode(request: _Request, tokenizer: Any, model_config: Any) -> list[int]:
     return ids
 
 
+def request_segments(model: ServedModel, sampling: Sampling) -> tuple | None:
+    """What a request's answer is held to: its own constraint, else its model's learned output
+    space unless it asked for free text; None: nothing."""
+    if sampling.constraint is None and not sampling.free and model.output_space is not None:
+        return space_segments(model.output_space)
+    return sampling.constraint
+
+
 def _row_constraint(request: _Request, tokenizer: Any, model: Any, end_ids: list[int]) -> RowState | None:
-    """The request's own constraint, else its model's learned output space unless it asked for free text."""
-    segments = request.sampling.constraint
-    if segments is None and not request.sampling.free and request.model.output_space is not None:
-        segments = space_segments(request.model.output_space)
+    segments = request_segments(request.model, request.sampling)
     if segments is None:
         return None
     vocab_size = model.get_output_embeddings().weight.shape[0]

@@ -7,8 +7,10 @@ file, or an export of the model), with `--parallel` slots: llama.cpp batches the
 
 The prompt is rendered here by the one chat renderer and sent as raw text to llama-server's
 `/completion`, so a tuned model sees exactly what it was trained on, whatever template
-llama.cpp would have guessed. The answer streams back and becomes a `Generation`, as the
-built-in engine's and the proxy's do.
+llama.cpp would have guessed. A structured-output request, or a model's learned output space,
+goes along as a GBNF grammar (models/constrain.py gbnf: the same segments the built-in engine
+compiles), which llama.cpp applies token by token. The answer streams back and becomes a
+`Generation`, as the built-in engine's and the proxy's do.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from ..data.example import Example, Turn
-from ..errors import BadInputError, TunesmithError
+from ..errors import TunesmithError
 from ..models.chat import render_prompt
+from ..models.constrain import gbnf
 from ..models.llama_server import LlamaServer
 from ..models.loading import load_tokenizer
 from ..registry.export import gguf_for_llama_cpp
 from ..registry.resolver import LocalWeights
-from .engine import Generation, Result, Sampling
+from .engine import Generation, Result, Sampling, request_segments
 from .errors import ApiError
 from .models import ServedModel
 
@@ -50,11 +53,6 @@ class LlamaCppEngine:
     def __init__(self, models: list[ServedModel], gguf_for: Callable[[ServedModel], Path], binary: str,
                  parallel: int = 16, threads: int | None = None):
         self.models = [m for m in models if m.remote is None]
-        for model in self.models:  # before the server starts: a refusal is a message, not a failed startup
-            if model.output_space is not None:
-                raise BadInputError(f"{model.name} answers held to its training data's output space, which "
-                                    "--engine llama.cpp does not apply", "serve it with the built-in engine "
-                                    "(--engine local), or leave it out of this server")
         self.gguf_for = gguf_for
         self.binary = binary
         self.parallel = parallel
@@ -87,7 +85,7 @@ class LlamaCppEngine:
         `background` request (a shadow copy) is not held back for callers here."""
         loop = asyncio.get_running_loop()
         generation = Generation(loop)
-        task = loop.create_task(self._complete(self._workers[model.name], system, turns, sampling, generation))
+        task = loop.create_task(self._complete(self._workers[model.name], model, system, turns, sampling, generation))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return generation
@@ -97,13 +95,9 @@ class LlamaCppEngine:
                              name=model.name)
         return _Worker(server.start(), load_tokenizer(model.base))
 
-    async def _complete(self, worker: _Worker, system: str | None, turns: list[Turn], sampling: Sampling,
-                        generation: Generation) -> None:
+    async def _complete(self, worker: _Worker, model: ServedModel, system: str | None, turns: list[Turn],
+                        sampling: Sampling, generation: Generation) -> None:
         try:
-            if sampling.constraint is not None:
-                raise ApiError(400, "structured outputs (response_format, guided_choice, responseSchema) are not "
-                                    "available with --engine llama.cpp; serve with the built-in engine for them",
-                               param="response_format")
             try:
                 prompt = render_prompt(Example(turns=turns, system=system), worker.tokenizer)
             except TunesmithError as exc:
@@ -112,6 +106,9 @@ class LlamaCppEngine:
                     "top_p": sampling.top_p, "stop": list(sampling.stop), "stream": True, "cache_prompt": True}
             if sampling.seed is not None:
                 body["seed"] = sampling.seed
+            segments = request_segments(model, sampling)
+            if segments is not None:  # structured output, or the model's output space: as a grammar
+                body["grammar"] = gbnf(segments)
             text = ""
             async with aclosing(self._events(worker.server.url, body)) as events:
                 async for event in events:
