@@ -8,9 +8,11 @@ real server and the official openai client, in one run, to three deployments on 
                       in the caller's batch (PEFT's adapter_names per row)
 
 Prints the callers' p50 and p95 latency of each, the ratios to the baseline, and the CPU flags.
-Without mixed batches the shadow copy starts once the caller has its answer, so a caller waits for
-shadow work only when its request arrives while an earlier shadow is generating. The baseline runs
-twice (first and last) to show the noise. Results also go to bench/results/rollout.json.
+Without mixed batches the shadow copy starts once the caller has its answer and yields to callers
+in the engine (decoded only while no caller's request waits or runs), so a caller waits at most
+for one shadow step; the shadows then lag behind, and each phase reports how long after its last
+caller the last shadow answer was logged ("shadow_lag_s") and how many were skipped. The baseline
+runs twice (first and last) to show the noise. Results also go to bench/results/rollout.json.
 
     .venv/bin/python bench/rollout.py [--requests 16] [--clients 4] [--max-tokens 16] [--tiny]
 
@@ -81,10 +83,18 @@ def run(client, deployment: str, prompts: list[str], clients: int, max_tokens: i
             "latency_p95_s": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 4)}
 
 
-def drain(state) -> None:
-    """Wait for shadow answers still generating, so one phase's work does not slow the next."""
+def drain(state) -> float:
+    """Wait for shadow answers still generating, so one phase's work does not slow the next; the seconds waited."""
+    start = time.perf_counter()
     while state.shadow_tasks:
         time.sleep(0.05)
+    return round(time.perf_counter() - start, 3)
+
+
+def skipped(state) -> int:
+    """Shadow copies the engine skipped under load (tunesmith_background_skipped_total)."""
+    lines = state.metrics.render().splitlines()
+    return int(sum(float(line.split()[-1]) for line in lines if line.startswith("tunesmith_background_skipped_total{")))
 
 
 def main() -> None:
@@ -133,7 +143,8 @@ def main() -> None:
                 for name in order:
                     phase = "shadow-mixed" if mixed else name
                     phases[phase] = run(client, name.replace("-again", ""), prompts, args.clients, args.max_tokens)
-                    drain(state)
+                    phases[phase]["shadow_lag_s"] = drain(state)
+                    phases[phase]["shadows_skipped"] = skipped(state)
         from tunesmith.store.queries import list_served_requests
 
         shadows = [r for r in list_served_requests() if r.route == "shadow"]
@@ -150,7 +161,8 @@ def main() -> None:
         "cores": len(os.sched_getaffinity(0)), "python": sys.version.split()[0], "torch": torch.__version__,
     }
     for name, r in phases.items():
-        print(f"{name:16} caller latency p50 {r['latency_p50_s']:.3f} s, p95 {r['latency_p95_s']:.3f} s")
+        print(f"{name:16} caller latency p50 {r['latency_p50_s']:.3f} s, p95 {r['latency_p95_s']:.3f} s; the last "
+              f"shadow answer {r['shadow_lag_s']:.1f} s after the last caller's, {r['shadows_skipped']} skipped so far")
     for name in SHADOWED:
         print(f"{name}: p50 {result['p50_ratio'][name]:.2f}x, p95 {result['p95_ratio'][name]:.2f}x the baseline "
               f"(mean of the two plain runs)")
