@@ -47,12 +47,22 @@ def main(out: Path) -> None:
     test = sample(DATA / "test.csv", PER_INTENT, SEED)
     train_texts = {r["input_text"].casefold() for r in train}
     test = [r for r in test if r["input_text"].casefold() not in train_texts]
-    for name, rows in (("train770", train), ("test770", test)):
+    write_splits(out, {"train770": train, "test770": test})
+
+
+def write_splits(out: Path, splits: dict[str, list[dict]]) -> None:
+    """Each split as OUT/NAME.jsonl, one example a line."""
+    for name, rows in splits.items():
         (out / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         print(f"{out / name}.jsonl: {len(rows)} examples")
 
 
-if __name__ == "__main__":
+def command_line(main, doc: str) -> None:
+    """`python bench/SCRIPT.py sample OUT_DIR`."""
     if len(sys.argv) != 3 or sys.argv[1] != "sample":
-        sys.exit(__doc__)
+        sys.exit(doc)
     main(Path(sys.argv[2]))
+
+
+if __name__ == "__main__":
+    command_line(main, __doc__)

@@ -20,11 +20,13 @@ The data stays in /work/shared/data/bitext-support (read-only); nothing is copie
 from __future__ import annotations
 
 import csv
-import json
 import random
 import sys
 from collections import defaultdict
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from banking77 import command_line, write_splits  # noqa: E402 - bench/banking77.py's helpers
 
 DATA = Path("/work/shared/data/bitext-support/Bitext_Sample_Customer_Support_Training_Dataset.csv")
 TRAIN_PER_INTENT = 20
@@ -55,12 +57,9 @@ def main(out: Path) -> None:
     if not DATA.is_file():
         sys.exit(f"{DATA} is not here: the Bitext experiment needs it")
     out.mkdir(parents=True, exist_ok=True)
-    for name, rows in zip(("train", "test"), sample(DATA, SEED)):
-        (out / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-        print(f"{out / name}.jsonl: {len(rows)} examples")
+    train, test = sample(DATA, SEED)
+    write_splits(out, {"train": train, "test": test})
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] != "sample":
-        sys.exit(__doc__)
-    main(Path(sys.argv[2]))
+    command_line(main, __doc__)
