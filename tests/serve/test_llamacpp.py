@@ -130,8 +130,7 @@ def test_auto_serves_through_llama_cpp_where_it_is_the_faster(monkeypatch, tmp_p
     binary = tmp_path / "llama-server"
     binary.write_text("#!/bin/sh\nexit 1\n")
     binary.chmod(0o755)
-    monkeypatch.setattr(llama_server, "inference_device", lambda: "cpu")
-    monkeypatch.setattr(llama_server, "cpu_has_bf16", lambda: False)  # where auto picks llama.cpp
+    monkeypatch.setattr(llama_server, "inference_device", lambda: "cpu")  # where auto picks llama.cpp
     auto = ServeConfig(engine="auto", llama_server=str(binary))
     assert engine_for(auto) == "llama.cpp"
     assert engine_for(auto.model_copy(update={"mixed_adapters": True})) == "local"  # only the built-in engine mixes
