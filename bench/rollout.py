@@ -4,15 +4,13 @@ real server and the official openai client, in one run, to three deployments on 
     plain             production only (the baseline)
     shadow-adapter    production + a shadow candidate that is a LoRA adapter on the same base
     shadow-separate   production + a shadow candidate with weights of its own (a second copy of the base)
-    shadow-mixed      shadow-adapter on a server with --mixed-adapters: the candidate's copy decodes
-                      in the caller's batch (PEFT's adapter_names per row)
 
 Prints the callers' p50 and p95 latency of each, the ratios to the baseline, and the CPU flags.
-Without mixed batches the shadow copy starts once the caller has its answer and yields to callers
-in the engine (decoded only while no caller's request waits or runs), so a caller waits at most
-for one shadow step; the shadows then lag behind, and each phase reports how long after its last
-caller the last shadow answer was logged ("shadow_lag_s") and how many were skipped. The baseline
-runs twice (first and last) to show the noise. Results also go to bench/results/rollout.json.
+The shadow copy starts once the caller has its answer and yields to callers in the engine
+(decoded only while no caller's request waits or runs), so a caller waits at most for one
+shadow step; the shadows lag behind instead, and each phase reports how long after its last
+caller the last shadow answer was logged ("shadow_lag_s") and how many were skipped. The
+baseline runs twice (first and last) to show the noise. Results also go to bench/results/rollout.json.
 
     .venv/bin/python bench/rollout.py [--requests 16] [--clients 4] [--max-tokens 16] [--tiny]
 
@@ -39,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from serve import ticket_prompts, tiny_model  # noqa: E402 - bench/serve.py's helpers
 
-SHADOWED = ("shadow-adapter", "shadow-separate", "shadow-mixed")
+SHADOWED = ("shadow-adapter", "shadow-separate")
 RESULTS = Path(__file__).resolve().parent / "results" / "rollout.json"
 
 
@@ -128,23 +126,18 @@ def main() -> None:
             if candidate:
                 start_rollout(name, candidate, "shadow")
         phases = {}
-        for mixed in (False, True):
-            config = ServeConfig(models=[base], max_batch_size=max(args.clients * 2, 2), threads=args.threads,
-                                 mixed_adapters=mixed)
-            app = create_app(config)
-            with run_in_thread(app) as url:
-                state = app.state.tunesmith
-                client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=600)
-                names = ("plain", "shadow-adapter") if mixed else ("plain", "shadow-adapter", "shadow-separate")
-                for name in names:  # warm-up: load every model
-                    run(client, name, prompts[:2], 1, 2)
-                    drain(state)
-                order = ("shadow-adapter",) if mixed else ("plain", "shadow-adapter", "shadow-separate", "plain-again")
-                for name in order:
-                    phase = "shadow-mixed" if mixed else name
-                    phases[phase] = run(client, name.replace("-again", ""), prompts, args.clients, args.max_tokens)
-                    phases[phase]["shadow_lag_s"] = drain(state)
-                    phases[phase]["shadows_skipped"] = skipped(state)
+        config = ServeConfig(models=[base], max_batch_size=max(args.clients * 2, 2), threads=args.threads)
+        app = create_app(config)
+        with run_in_thread(app) as url:
+            state = app.state.tunesmith
+            client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=600)
+            for name in ("plain", "shadow-adapter", "shadow-separate"):  # warm-up: load every model
+                run(client, name, prompts[:2], 1, 2)
+                drain(state)
+            for phase in ("plain", "shadow-adapter", "shadow-separate", "plain-again"):
+                phases[phase] = run(client, phase.replace("-again", ""), prompts, args.clients, args.max_tokens)
+                phases[phase]["shadow_lag_s"] = drain(state)
+                phases[phase]["shadows_skipped"] = skipped(state)
         from tunesmith.store.queries import list_served_requests
 
         shadows = [r for r in list_served_requests() if r.route == "shadow"]

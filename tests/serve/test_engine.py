@@ -129,3 +129,29 @@ def test_background_requests_past_the_queue_are_skipped_and_counted(models, monk
     skipped = [o for o in outcomes if isinstance(o, Skipped)]
     assert len(skipped) == 2 and all(isinstance(o, Result) for o in outcomes[2:])  # the oldest two went
     assert 'tunesmith_background_skipped_total{model="tuned"} 2' in metrics.render()
+
+
+def test_mixed_adapter_batches_answer_as_each_model_would_alone(models):
+    """With mixed adapters, rows of the base and of an adapter on it decode in one batch (PEFT's
+    adapter_names per row)."""
+    from tunesmith.serve.metrics import Metrics
+
+    base, tuned = models
+    metrics = Metrics()
+    engine = Engine(ModelPool(device="cpu", dtype="float32"), batch_wait_ms=20, metrics=metrics, mixed_adapters=True)
+    engine.start()
+
+    async def scenario():
+        alone = [await _alone(engine, m, p, 8) for p in PROMPTS for m in models]
+        together = [engine.submit(m, None, [Turn("user", p)], _greedy(8)) for p in PROMPTS for m in models]
+        return alone, await asyncio.gather(*(g.result() for g in together))
+
+    try:
+        alone, together = asyncio.run(scenario())
+    finally:
+        engine.stop()
+    assert [r.text for r in together] == [r.text for r in alone]
+    assert [r.text for r in alone[0::2]] != [r.text for r in alone[1::2]]  # the adapter matters
+    rendered = metrics.render()  # the eight rows decoded together: steps of more than one row were seen
+    ones = float(rendered.split('tunesmith_batch_size_bucket{le="1"} ')[1].split()[0])
+    assert float(rendered.split("tunesmith_batch_size_count ")[1].split()[0]) - ones >= 7

@@ -54,11 +54,11 @@ def _wait_for_shadows(state, expected: int, rollout_id: str) -> list:
     raise AssertionError(f"only {len(shadows)} of {expected} shadow answers were logged")
 
 
-@pytest.mark.parametrize("mixed_adapters", [False, True], ids=["shadow-after-the-answer", "mixed-adapter-batch"])
+@pytest.mark.parametrize("mixed_adapters", [False, True], ids=["one-adapter-batches", "mixed-adapter-batches"])
 def test_shadow_answers_come_from_production_and_every_request_has_a_candidate_answer(setup, tiny_model_dir,
                                                                                       mixed_adapters):
-    """With mixed-adapter batches the candidate's copy decodes in the caller's batch (PEFT's
-    adapter_names per row); the answers must be those each model gives alone."""
+    """The candidate's copy yields to callers (its own batch, however the engine batches
+    adapters); the answers must be those each model gives alone."""
     models, tuned = setup
     rollout = start_rollout("bot", "tiny-tuned", "shadow").rollout_id
     with start(models, mixed_adapters=mixed_adapters, batch_wait_ms=20) as (url, state):
@@ -70,12 +70,6 @@ def test_shadow_answers_come_from_production_and_every_request_has_a_candidate_a
         assert [a[0] for a in answers] == direct_base
         assert {a[1] for a in answers} == {str(tiny_model_dir)} and {a[3] for a in answers} == {"bot"}
         shadows = _wait_for_shadows(state, len(PROMPTS), rollout)
-        batch_sizes = state.metrics.render()
-    if mixed_adapters:  # the pairs really decoded together: batches of two were seen
-        assert 'tunesmith_batch_size_bucket{le="1"}' in batch_sizes
-        ones = float(batch_sizes.split('tunesmith_batch_size_bucket{le="1"} ')[1].split()[0])
-        total = float(batch_sizes.split("tunesmith_batch_size_count ")[1].split()[0])
-        assert total - ones >= len(PROMPTS) - 1
     by_pair = {s.pair_id: s for s in shadows}
     for (_, _, request_id, _), tuned_answer in zip(answers, direct_tuned):
         assert by_pair[request_id].output_text == tuned_answer

@@ -23,7 +23,7 @@ def serve_command(
     weights: str = typer.Option("auto", help="auto (bf16 where native, else fp32), fp32, bf16 or int8 (CPU: 8-bit "
                                              "weights; docs/serving.md has the quality cost)"),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for generation (default: one per core; 1 can be faster on a busy machine)"),
-    mixed_adapters: bool = typer.Option(False, "--mixed-adapters", help="decode rows of different LoRA adapters on one base in one batch (a shadow candidate rides in the caller's batch)"),
+    mixed_adapters: bool = typer.Option(False, "--mixed-adapters", help="decode rows of different LoRA adapters on one base in one batch (an A/B test's arms on one base share their steps)"),
 ) -> None:
     """Serve models over HTTP: OpenAI's /v1/chat/completions, Gemini's generateContent, /health and /metrics."""
     from ..errors import BadInputError

@@ -184,8 +184,6 @@ async def _chat(state: ServerState, request: Request, api: ModuleType, path_mode
             generation = state.proxy.submit(served.remote, call.system, call.turns, call.sampling, streaming)
         else:
             generation = state.engine.submit(served, call.system, call.turns, call.sampling)
-        if route is not None and _shadow_rides_along(state, served, route):
-            _start_shadow(state, api, call, route, request_id, background=False)  # with the caller's row: one mixed batch
         first = await _first_event(generation)  # an error before the first token still gets its status
         if streaming:
             return StreamingResponse(_stream(state, api, call, served, generation, first, started, request_id, route),
@@ -281,8 +279,8 @@ def _done(state: ServerState, api: ModuleType, call: ChatCall | None, served: Se
         system=call.system if call else None, turns=call.turns if call else None,
         output=result.text if result else None, error=error.message if error else None,
     )
-    if shadowed and not _shadow_rides_along(state, served, route):
-        _start_shadow(state, api, call, route, request_id, background=True)  # yields to every caller
+    if shadowed:
+        _start_shadow(state, api, call, route, request_id)
     model = served.name if served else ""  # metric labels: served names only, never what a client made up
     _count(state, api.API, model, status)
     if result is not None:
@@ -302,27 +300,18 @@ def _subject(request: Request, body: dict[str, Any]) -> str | None:
     return subject if isinstance(subject, str) and subject.strip() else None
 
 
-def _shadow_rides_along(state: ServerState, served: ServedModel | None, route: Route) -> bool:
-    """Whether the shadow copy is queued with the caller's request (one mixed-adapter batch on a shared
-    base) rather than after the caller has its answer (its own batch would hold up the next callers)."""
-    shadow = route.shadow
-    return (shadow is not None and served is not None and state.engine.mixed_adapters and served.remote is None
-            and shadow.remote is None and shadow.base == served.base)
-
-
-def _start_shadow(state: ServerState, api: ModuleType, call: ChatCall, route: Route, request_id: str,
-                  background: bool) -> None:
-    task = asyncio.get_running_loop().create_task(_shadow(state, api, call, route, request_id, background))
+def _start_shadow(state: ServerState, api: ModuleType, call: ChatCall, route: Route, request_id: str) -> None:
+    task = asyncio.get_running_loop().create_task(_shadow(state, api, call, route, request_id))
     state.shadow_tasks.add(task)
     task.add_done_callback(state.shadow_tasks.discard)
 
 
-async def _shadow(state: ServerState, api: ModuleType, call: ChatCall, route: Route, request_id: str,
-                  background: bool) -> None:
-    """The candidate answers a copy of the caller's request; logged as the pair's other half, never
-    returned. A failure is logged as such and goes nowhere else. A `background` copy yields to
-    callers in the engine; its latency leaves out the time it yielded, and a copy skipped under
-    unbroken load is counted by the engine, not logged (the pair stays one-sided)."""
+async def _shadow(state: ServerState, api: ModuleType, call: ChatCall, route: Route, request_id: str) -> None:
+    """The candidate answers a copy of the caller's request, once the caller has its answer;
+    logged as the pair's other half, never returned. A failure is logged as such and goes
+    nowhere else. In the built-in engine the copy yields to callers (a background request): its
+    latency leaves out the time it yielded, and a copy skipped under unbroken load is counted by
+    the engine, not logged (the pair stays one-sided)."""
     candidate = route.shadow
     started = time.monotonic()
     result, error = None, None
@@ -330,7 +319,7 @@ async def _shadow(state: ServerState, api: ModuleType, call: ChatCall, route: Ro
         if candidate.remote is not None:
             generation = state.proxy.submit(candidate.remote, call.system, call.turns, call.sampling, False)
         else:
-            generation = state.engine.submit(candidate, call.system, call.turns, call.sampling, background=background)
+            generation = state.engine.submit(candidate, call.system, call.turns, call.sampling, background=True)
         result = await generation.result()
     except Skipped:
         return

@@ -41,8 +41,8 @@ class ServeConfig(BaseModel):
     # models/llama_server.py choose_engine). `tunesmith serve --engine vllm` hands over to vLLM instead.
     engine: Literal["local", "llama.cpp", "auto"] = "local"
     llama_server: str | None = None
-    # Rows of different LoRA adapters on one base decode in one batch (PEFT's mixed-adapter batches);
-    # a shadow candidate that shares production's base then answers in the caller's batch.
+    # Rows of different LoRA adapters on one base decode in one batch (PEFT's mixed-adapter
+    # batches): an A/B test's arms on one base share their steps. Shadow copies still wait their turn.
     mixed_adapters: bool = False
     # Rollout: how often deployments are read again from the store (a change reaches a running
     # server within this time), and how often a rollout started with --auto asks the gate.

@@ -148,7 +148,7 @@ class Engine:
                  metrics: Metrics | None = None, threads: int | None = None, mixed_adapters: bool = False):
         self.pool = pool
         # Rows of different adapters on one base decode in one batch (PEFT's adapter_names per row)
-        # instead of one batch per adapter: a shadow candidate's rows ride with production's.
+        # instead of one batch per adapter (an A/B test's two arms, say).
         self.mixed_adapters = mixed_adapters
         self.threads = threads
         self.batch_wait_s = batch_wait_ms / 1000
