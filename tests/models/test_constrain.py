@@ -16,7 +16,7 @@ from tunesmith.errors import BadInputError
 from tunesmith.models.chat import render_prompt
 from tunesmith.models.constrain import Automaton, label_segments, schema_segments, space_segments
 from tunesmith.models.generate import generate_greedy
-from tunesmith.models.loading import load_model, load_tokenizer
+from tunesmith.models.loading import load_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -308,7 +308,7 @@ def test_a_later_migration_upgrades_in_place_and_keeps_every_row():
     queued, running = a_job(), a_job(status="running")
     store.add_event(running.id, "log", "step 1")
     store.add_metrics(running.id, 1, 0.01, train_loss=2.5)
-    model = register(job_id=running.id, name="kept")
+    register(job_id=running.id, name="kept")
     engine = store.get_engine()
 
     assert apply_migrations(engine, [*MIGRATIONS, m900_add_job_priority]) == ["m900_add_job_priority"]

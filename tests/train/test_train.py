@@ -106,7 +106,7 @@ def test_gradient_checkpointing_recomputes_each_layer_and_trains_to_the_same_wei
         weights = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
         events = [e.message for e in queries.job_events(job.id) if e.kind == "memory"]
         runs[checkpointing] = (recipe.gradient_checkpointing, len(calls), weights, events)
-    (off, calls_off, expected, events_off), (on, calls_on, actual, events_on) = runs[False], runs[True]
+    (off, calls_off, expected, _), (on, calls_on, actual, events_on) = runs[False], runs[True]
     assert (off, on) == (False, True) and events_on == ["gradient checkpointing on: as the spec says"]
     assert calls_on == calls_off + 3  # each of the 3 steps ran the layer again in its backward pass
     for name in expected:
@@ -256,7 +256,6 @@ def test_accuracy_is_measured_at_each_evaluation_and_can_pick_the_best_checkpoin
 
 def test_select_by_accuracy_needs_an_output_space(tmp_path, tiny_model_dir):
     from tunesmith.data.prepare import PrepareOptions, prepare
-    from tunesmith.errors import BadInputError
 
     raw = tmp_path / "free.jsonl"
     raw.write_text("".join(json.dumps({"input_text": f"question {i} about item {i * 7}",
