@@ -42,11 +42,15 @@ def test_auto_picks_the_faster_engine_for_this_machine(monkeypatch, stand_in, gp
     assert llama_server.choose_engine("local", binary) == "local"
 
 
-def test_unknown_or_missing_engines_are_bad_input(stand_in):
+def test_unknown_or_missing_engines_are_bad_input(stand_in, monkeypatch):
     with pytest.raises(BadInputError, match="unknown engine"):
         llama_server.choose_engine("fast")
     with pytest.raises(BadInputError, match="llama-server"):
         llama_server.choose_engine("llama.cpp", stand_in + "-missing")
+    with pytest.raises(BadInputError, match="--weights int8 is for the built-in engine"):
+        evaluate("tiny-v1", engine="llama.cpp", llama_server=stand_in, weights="int8")
+    monkeypatch.setattr(llama_server, "inference_device", lambda: "cpu")
+    assert llama_server.choose_engine("auto", stand_in, weights="int8") == "local"  # asked-for weights: built-in
 
 
 @needs_llama_server

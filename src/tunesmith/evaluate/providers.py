@@ -258,7 +258,7 @@ class Resolver:
     def __post_init__(self):
         if self.weights not in INFERENCE_WEIGHTS:  # before any data is read or model loaded
             raise BadInputError(f"unknown weights {self.weights!r}", f"choose one of {', '.join(INFERENCE_WEIGHTS)}")
-        self._engine = choose_engine(self.engine, self.llama_server)
+        self._engine = choose_engine(self.engine, self.llama_server, self.weights)
 
     @property
     def engine_used(self) -> str:

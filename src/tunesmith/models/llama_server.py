@@ -33,7 +33,7 @@ CONTEXT_PER_SLOT = 2048  # tokens of context each parallel slot gets
 ENGINES = ("local", "llama.cpp", "auto")
 
 
-def choose_engine(engine: str, llama_server: str | None = None) -> str:
+def choose_engine(engine: str, llama_server: str | None = None, weights: str = "auto") -> str:
     """The engine that generates for serving and evaluation: "local" (transformers with
     continuous batching) or "llama.cpp"; "auto" picks by what the benchmarks measured.
 
@@ -43,14 +43,18 @@ def choose_engine(engine: str, llama_server: str | None = None) -> str:
     produced 1.4-2.8x the built-in engine's tokens/s; only 16 clients streaming 32-token answers
     on a CPU with native bf16 got 1.60x more tokens/s from the built-in engine (bench/serve.py).
     So auto is llama.cpp on a CPU where llama-server is installed, and the built-in engine on
-    a GPU or without llama-server."""
+    a GPU, without llama-server, or where `weights` (the built-in engine's fp32, bf16 or int8)
+    are asked for: llama.cpp runs the model's f16 GGUF file."""
     if engine not in ENGINES:
         raise BadInputError(f"unknown engine {engine!r}", f"choose one of {', '.join(ENGINES)}")
     if engine == "llama.cpp":
         find_llama_server(llama_server)  # a clear error now, before any model is loaded
+        if weights != "auto":
+            raise BadInputError(f"--weights {weights} is for the built-in engine; llama.cpp runs the model's "
+                                "GGUF file (f16)", "leave --weights out, or use --engine local")
     if engine != "auto":
         return engine
-    if inference_device() == "cpu" and shutil.which(llama_server or "llama-server"):
+    if weights == "auto" and inference_device() == "cpu" and shutil.which(llama_server or "llama-server"):
         return "llama.cpp"
     return "local"
 

@@ -71,7 +71,7 @@ class ServerState:
 def engine_for(config: ServeConfig) -> str:
     """The engine `config.engine` means here: "auto" made concrete, and the built-in engine
     for mixed-adapter batches, which only it decodes."""
-    engine = choose_engine(config.engine, config.llama_server)
+    engine = choose_engine(config.engine, config.llama_server, config.weights)
     return "local" if engine == "llama.cpp" and config.engine == "auto" and config.mixed_adapters else engine
 
 
