@@ -21,6 +21,21 @@ def test_defaults_and_resolved_learning_rate(prepared):
     assert spec.resolved()["learning_rate"] == 2e-4
 
 
+def test_class_labels_get_the_learning_rate_measured_for_them(tmp_path):
+    import json
+
+    from tunesmith.data.prepare import PrepareOptions, prepare
+
+    raw = tmp_path / "intents.jsonl"
+    intents = ["card_arrival", "lost_card", "refund_request", "top_up_failed"]
+    raw.write_text("".join(json.dumps({"input_text": f"message {i} about my account, number {i * 13}",
+                                       "output_text": intents[i % 4]}) + "\n" for i in range(120)))
+    prepare([raw], tmp_path / "prepared", PrepareOptions(validation=0.2, test=0.1))
+    assert load_spec(data=tmp_path / "prepared").resolved_learning_rate == 5e-4  # a labels output space
+    assert load_spec(data=tmp_path / "prepared", learning_rate=1e-4).resolved_learning_rate == 1e-4
+    assert load_spec(data=tmp_path / "prepared", method="full").resolved_learning_rate == 2e-5
+
+
 def test_yaml_with_flag_overrides(prepared, tmp_path):
     path = tmp_path / "spec.yaml"
     path.write_text(f"data: {prepared}\nepochs: 2\nlora:\n  rank: 8\n")

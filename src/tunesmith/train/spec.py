@@ -15,7 +15,7 @@ repeated exactly. Example (every knob with its default):
     method: lora                   # lora | qlora (CUDA + bitsandbytes) | full
     lora: {rank: 16, alpha: 32, dropout: 0.05, target_modules: all-linear}
     epochs: 3                      # the guide: 2-5
-    learning_rate: null            # null: 2e-4 for lora/qlora, 2e-5 for full
+    learning_rate: null            # null: 2e-4 for lora/qlora (5e-4 for class labels), 2e-5 for full
     batch_size: 8
     gradient_accumulation: 1
     max_seq_length: 1024           # longer examples are truncated (and counted)
@@ -60,11 +60,15 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..errors import BadInputError
+from ..data.output_space import dataset_output_space
+from ..errors import BadInputError, TunesmithError
 from ..targets import Target, load_target, target_names
 from .accelerate import resolve_config_name
 
 DEFAULT_LEARNING_RATE = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5}
+# LoRA on data whose outputs are class labels: Banking77 10-shot, 4 epochs, reached 72.3% of
+# test labels at 5e-4 against 57.0% at 2e-4 (docs/output-spaces.md).
+LABELS_LEARNING_RATE = 5e-4
 VERTEX_METHOD = "vertex-sft"
 VERTEX_DEFAULT_BASE_MODEL = "gemini-2.5-flash"
 VERTEX_DEFAULT_LOCATION = "us-central1"
@@ -133,7 +137,8 @@ class LocalSpec(_CommonSpec):
     lora: LoraSpec = LoraSpec()
     epochs: float = Field(3, gt=0, le=100, description="passes over the train split (the guide: 2-5)")
     learning_rate: float | None = Field(None, gt=0, lt=1, description="peak learning rate; unset: 2e-4 for "
-                                                                      "lora/qlora, 2e-5 for full")
+                                                                      "lora/qlora (5e-4 when the outputs are "
+                                                                      "class labels), 2e-5 for full")
     batch_size: int = Field(8, ge=1, le=4096, description="examples per step on each process")
     gradient_accumulation: int = Field(1, ge=1, le=1024, description="steps per optimizer update")
     max_seq_length: int = Field(1024, ge=16, le=1_048_576, description="tokens per example; longer ones are "
@@ -195,7 +200,11 @@ class LocalSpec(_CommonSpec):
 
     @property
     def resolved_learning_rate(self) -> float:
-        return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATE[self.method]
+        if self.learning_rate is not None:
+            return self.learning_rate
+        if self.method != "full" and _outputs_are_labels(self.data):
+            return LABELS_LEARNING_RATE
+        return DEFAULT_LEARNING_RATE[self.method]
 
     @property
     def launches(self) -> bool:
@@ -205,6 +214,14 @@ class LocalSpec(_CommonSpec):
     def resolved(self) -> dict:
         """The spec as saved with the job: defaults filled in, paths as strings."""
         return {**self.model_dump(mode="json"), "learning_rate": self.resolved_learning_rate}
+
+
+def _outputs_are_labels(data: Path) -> bool:
+    try:
+        space = dataset_output_space(data)
+    except (TunesmithError, OSError, ValueError):  # the data's own errors are reported where it is read
+        return False
+    return space is not None and space.kind == "labels"
 
 
 class VertexSpec(_CommonSpec):
