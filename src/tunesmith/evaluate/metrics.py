@@ -115,7 +115,9 @@ def score(scorer: Scorer, output: str, reference: str) -> dict:
     return _free_text_scores(output, reference)
 
 
-def _fields_of(text: str, template) -> dict[str, str]:
+def template_fields(text: str, template) -> dict[str, str]:
+    """An answer's fields by name, as text (a JSON template's non-string values as JSON); {} for
+    an answer that is not a JSON object where one was expected."""
     if isinstance(template, JsonObject):
         try:
             value = json.loads(text.strip())
@@ -128,7 +130,7 @@ def _fields_of(text: str, template) -> dict[str, str]:
 
 def _template_scores(scorer: Scorer, output: str, reference: str) -> dict:
     template = scorer.template
-    expected, got = _fields_of(reference, template), _fields_of(output, template)
+    expected, got = template_fields(reference, template), template_fields(output, template)
     fields = {k: int(k in got and normalize(got[k]) == normalize(v)) for k, v in expected.items()}
     return {
         "exact": int(normalize(output) == normalize(reference)),

@@ -16,15 +16,12 @@ few requests raise) and a chi-squared test of homogeneity of the two samples' co
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 
 import numpy as np
 
-from ..data.checks.format_drift import JsonObject
-from ..data.labels import key_values
-from ..evaluate.metrics import Scorer, choose_scorer, normalize
+from ..evaluate.metrics import Scorer, choose_scorer, normalize, template_fields
 
 OTHER = "(other)"
 PSI_MODERATE, PSI_MAJOR = 0.1, 0.25
@@ -63,17 +60,6 @@ def compare_counts(reference: Counter, current: Counter, order: list[str] | None
                       for i in moved if ref_share[i] != cur_share[i]]}
 
 
-def _fields(text: str, template) -> dict[str, str]:
-    if isinstance(template, JsonObject):
-        try:
-            value = json.loads(text.strip())
-        except ValueError:
-            return {}
-        return {str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True)
-                for k, v in value.items()} if isinstance(value, dict) else {}
-    return key_values(text)
-
-
 class OutputProfile:
     """The training outputs, summarised once: their shape, labels or fields, lengths."""
 
@@ -94,7 +80,7 @@ class OutputProfile:
             template = self.scorer.template
             per_field: dict[str, Counter] = {}
             for o in outputs:
-                for key, value in _fields(o, template).items():
+                for key, value in template_fields(o, template).items():
                     per_field.setdefault(key, Counter())[normalize(value)] += 1
             self.field_values = {k: v for k, v in per_field.items() if len(v) <= FIELD_MAX_VALUES}
 
@@ -130,7 +116,7 @@ class OutputProfile:
             result["valid_share"] = float(np.mean([template.matches(o.strip()) for o in outputs])) if outputs else None
             fields = {}
             for key, reference in self.field_values.items():
-                current = Counter(normalize(_fields(o, template).get(key, OTHER)) for o in outputs)
+                current = Counter(normalize(template_fields(o, template).get(key, OTHER)) for o in outputs)
                 fields[key] = compare_counts(reference, current)
             result["fields"] = fields
             result["psi"] = max((f["psi"] for f in fields.values()), default=result["length"]["psi"])
