@@ -55,10 +55,11 @@ demo: venv
 	DEMO_DIR=$(DEMO_DIR) $(BIN)/python -m tunesmith.demo
 
 # The floors' import contract first (pyproject.toml, [tool.importlinter]): a circle or an
-# upward import fails the build before any test runs.
+# upward import fails the build before any test runs. The 30 slowest tests are listed at the
+# end, to keep an eye on the suite's time.
 test: venv chromium postgresql
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=30
 
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -9,7 +9,11 @@ than a small model's skinny ones, it also times one step's own products alone (t
 these shapes) and prints the fraction of that. Results also go to
 bench/results/train_throughput.json.
 
-    .venv/bin/python bench/train_throughput.py [--train 256] [--validation 64]
+    .venv/bin/python bench/train_throughput.py [--train 256] [--validation 64] [--seeds 1] [--fp32]
+
+--fp32 trains both in fp32 (tunesmith's precision fp32, TRL's bf16=False): what a CPU without
+native bf16 runs. --seeds N repeats both runs with seeds 0..N-1 and prints the validation loss
+of each seed, their means and the paired difference: one seed cannot tell a gap from noise.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -28,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_throughput.json"
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear"}
-HYPER = {"learning_rate": 2e-4, "batch_size": 8, "epochs": 1, "warmup_ratio": 0.03, "seed": 0, "max_length": 1024}
+HYPER = {"learning_rate": 2e-4, "batch_size": 8, "epochs": 1, "warmup_ratio": 0.03, "max_length": 1024}
 
 
 def prepare_data(folder: Path, n_train: int, n_validation: int):
@@ -87,7 +92,7 @@ def step_matmul_gflops(config, tokens: int, trained: int, dtype) -> float:
     return flops / best / 1e9
 
 
-def run_tunesmith(prepared: Path, home: Path):
+def run_tunesmith(prepared: Path, home: Path, seed: int, precision: str):
     """tunesmith's own recipe (train.backends.local), timed around trainer.train()."""
     os.environ["TUNESMITH_HOME"] = str(home)
     from tunesmith.train.backends import local
@@ -95,7 +100,7 @@ def run_tunesmith(prepared: Path, home: Path):
     from tunesmith.train.spec import LocalSpec
 
     spec = LocalSpec(data=prepared, epochs=HYPER["epochs"], learning_rate=HYPER["learning_rate"],
-                     batch_size=HYPER["batch_size"], max_seq_length=HYPER["max_length"], seed=HYPER["seed"],
+                     batch_size=HYPER["batch_size"], max_seq_length=HYPER["max_length"], seed=seed, precision=precision,
                      warmup_ratio=HYPER["warmup_ratio"], eval_interval=100_000, checkpoint_interval=100_000,
                      lora={"rank": LORA["r"], "alpha": LORA["lora_alpha"], "dropout": LORA["lora_dropout"]})
     job = create_job(spec)
@@ -107,9 +112,10 @@ def run_tunesmith(prepared: Path, home: Path):
     return recipe.trainer.model, time.perf_counter() - start, recipe.precision
 
 
-def run_trl_default(prepared: Path, out: Path):
+def run_trl_default(prepared: Path, out: Path, seed: int, fp32: bool):
     """TRL's SFTTrainer with a default SFTConfig: conversational prompt-completion data
-    (so the loss is on the completion, as in tunesmith), the same hyperparameters."""
+    (so the loss is on the completion, as in tunesmith), the same hyperparameters; with `fp32`,
+    bf16=False (TRL's default is bf16 autocast, emulated and slow on a CPU without native bf16)."""
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
@@ -122,8 +128,8 @@ def run_trl_default(prepared: Path, out: Path):
             "completion": [[{"role": "assistant", "content": ex.output_text}] for ex in examples]}
     config = SFTConfig(output_dir=str(out), num_train_epochs=HYPER["epochs"], learning_rate=HYPER["learning_rate"],
                        per_device_train_batch_size=HYPER["batch_size"], warmup_steps=HYPER["warmup_ratio"],
-                       seed=HYPER["seed"], max_length=HYPER["max_length"], report_to=[], save_strategy="no",
-                       disable_tqdm=True, use_cpu=True)
+                       seed=seed, max_length=HYPER["max_length"], report_to=[], save_strategy="no",
+                       disable_tqdm=True, use_cpu=True, **({"bf16": False} if fp32 else {}))
     trainer = SFTTrainer(model=load_model("smollm2-135m-instruct"), args=config, train_dataset=Dataset.from_dict(rows),
                          processing_class=load_tokenizer("smollm2-135m-instruct"),
                          peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA))
@@ -138,6 +144,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--train", type=int, default=256)
     parser.add_argument("--validation", type=int, default=64)
+    parser.add_argument("--seeds", type=int, default=1, help="repeat both runs with seeds 0..N-1")
+    parser.add_argument("--fp32", action="store_true", help="both in fp32, as on a CPU without native bf16")
     args = parser.parse_args()
 
     from tunesmith.data.dataset import load_dataset
@@ -161,13 +169,22 @@ def main() -> int:
         native = [("fp32", torch.float32)] + ([("bf16", torch.bfloat16)] if cpu_has_bf16() else [])
         peaks = {name: 1000 * max(matmul_peak_tflops(dtype) for _ in range(3)) for name, dtype in native}
 
-        ours, ours_s, precision = run_tunesmith(prepared, folder / "home")
-        # Both models are scored the same way, in fp32 (tunesmith keeps its frozen projections in bf16).
-        ours_loss = masked_validation_loss(ours.float(), validation)
-        config = ours.get_base_model().config
-        del ours
-        trl, trl_s, = run_trl_default(prepared, folder / "trl")
-        trl_loss = masked_validation_loss(trl, validation)
+        runs = []
+        for seed in range(args.seeds):
+            ours, ours_s, precision = run_tunesmith(prepared, folder / f"home{seed}", seed, "fp32" if args.fp32 else "auto")
+            # Both models are scored the same way, in fp32 (tunesmith keeps its frozen projections in bf16).
+            ours_loss = masked_validation_loss(ours.float(), validation)
+            config = ours.get_base_model().config
+            del ours
+            trl, trl_s, = run_trl_default(prepared, folder / f"trl{seed}", seed, args.fp32)
+            trl_loss = masked_validation_loss(trl, validation)
+            del trl
+            runs.append({"seed": seed, "tunesmith_s": round(ours_s, 1), "trl_s": round(trl_s, 1),
+                         "tunesmith_loss": round(ours_loss, 4), "trl_loss": round(trl_loss, 4)})
+            print(f"seed {seed}: tunesmith {ours_s:.1f} s, validation loss {ours_loss:.4f}; "
+                  f"TRL {trl_s:.1f} s, {trl_loss:.4f}", flush=True)
+        mean = lambda key: sum(r[key] for r in runs) / len(runs)
+        ours_s, trl_s, ours_loss, trl_loss = mean("tunesmith_s"), mean("trl_s"), mean("tunesmith_loss"), mean("trl_loss")
 
     parameters = 134_515_008  # SmolLM2-135M (tied embeddings counted once)
     results = {
@@ -176,7 +193,8 @@ def main() -> int:
         "tunesmith": {"seconds": round(ours_s, 1), "tokens_per_s": round(train_tokens / ours_s, 1),
                       "validation_loss": round(ours_loss, 4), "precision": precision},
         "trl_default": {"seconds": round(trl_s, 1), "tokens_per_s": round(train_tokens / trl_s, 1),
-                        "validation_loss": round(trl_loss, 4)},
+                        "validation_loss": round(trl_loss, 4), "bf16": not args.fp32},
+        "seeds": runs,
         "matmul_peak_gflops": {k: round(v, 1) for k, v in peaks.items()},
         "cpu_native_bf16": cpu_has_bf16(),  # AVX-512 BF16 or AMX; without it bf16 is not probed
     }
@@ -191,6 +209,11 @@ def main() -> int:
     ceiling = step_matmul_gflops(config, step_tokens, step_trained, dtype)
     results["step_matmuls_alone_gflops"] = round(ceiling, 1)
     results["fraction_of_step_matmuls_alone"] = round(achieved / ceiling, 2)
+    if len(runs) > 1:
+        gaps = [r["tunesmith_loss"] / r["trl_loss"] - 1 for r in runs]
+        spread = statistics.stdev(gaps)
+        results["validation_loss_gap"] = {"mean": round(statistics.mean(gaps), 4), "sd": round(spread, 4),
+                                          "per_seed": [round(g, 4) for g in gaps]}
     print(json.dumps(results, indent=2))
     bf16_share = (f"{results['roofline_fraction']['bf16']:.0%} of the bf16 peak" if "bf16" in peaks
                   else "bf16 not probed (not native on this CPU)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tunesmith.data.output_space import OutputSpace, learn_output_space
+from tunesmith.data.output_space import OutputSpace, learn_output_space, score_answers
 from tunesmith.examples.tickets import generate_tickets
 
 
@@ -50,3 +50,34 @@ def test_json_outputs_give_typed_fields():
 
 def test_free_text_has_no_output_space():
     assert learn_output_space([f"a different sentence number {i} about things" for i in range(40)]) is None
+
+
+def test_json_objects_with_varying_keys_make_a_space_with_optional_keys():
+    outputs = ['{"people": "4"}', '{"date": "Friday", "people": "2"}', '{}', '{"time": "7pm"}',
+               '{"date": "May 3", "time": "noon"}', '{"people": "6", "time": "8:30"}'] * 3 + ['{"typo": "x"}']
+    space = learn_output_space(outputs)
+    assert space is not None and space.kind == "json"
+    assert [(f.name, f.required) for f in space.fields] == [("date", False), ("people", False), ("time", False)]
+    assert all(space.contains(o) for o in outputs[:-1])
+    assert not space.contains('{"typo": "x"}')  # a key used once is drift, left out of the space
+    assert OutputSpace.from_dict(space.to_dict()) == space
+    assert space.response_schema()["required"] == []
+    assert "optional" in space.describe()
+    # Field accuracy: leaving out a key the reference leaves out is right; an invalid answer is wrong on every field.
+    scores = score_answers(space, ['{"people": "4"}', '{"people": "4"}', "not json"],
+                           ['{"people": "4"}', '{"people": "4", "time": "7pm"}', "{}"])
+    assert scores["fields"] == {"date": 2 / 3, "people": 2 / 3, "time": 1 / 3}
+    # One object that leaves a key out is drift: the key stays required.
+    space = learn_output_space([json.dumps({"a": "xy"[i % 2], "n": i}) for i in range(30)] + ['{"a": "x"}'])
+    assert [(f.name, f.required) for f in space.fields] == [("a", True), ("n", True)]
+    assert not space.contains('{"a": "x"}')
+
+
+def test_restaurant8k_learns_a_json_space_with_optional_slots(shared_data):
+    path = shared_data / "restaurant8k" / "train.jsonl"
+    outputs = [json.loads(line)["output"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    space = learn_output_space(outputs)
+    assert space is not None and space.kind == "json"
+    assert {f.name for f in space.fields} == {"date", "people", "time", "first_name", "last_name"}
+    assert not any(f.required for f in space.fields)
+    assert sum(space.contains(o) for o in outputs) / len(outputs) > 0.99

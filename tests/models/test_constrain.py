@@ -128,3 +128,49 @@ def test_segments_as_a_gbnf_grammar_for_llama_cpp():
         'root ::= "Category:" (" Billing" | " Shipping") "\\x0aAction:" " " [^\\x0a\\x0d]{1,}\n'
     assert gbnf((Text(b"n="), Number(integer=True), Free(LINE, 0))) == \
         'root ::= "n=" ("-"? ("0" | [1-9] [0-9]{0,11})) [^\\x0a\\x0d]{0,}\n'
+
+
+_SLOTS = ("date", "people", "time", "first_name")
+
+
+@settings(max_examples=60, deadline=None)
+@given(required=st.lists(st.booleans(), min_size=len(_SLOTS), max_size=len(_SLOTS)),
+       present=st.lists(st.booleans(), min_size=len(_SLOTS), max_size=len(_SLOTS)),
+       compact=st.booleans(), swap=st.booleans())
+def test_optional_json_keys_may_be_left_out_and_the_required_ones_may_not(required, present, compact, swap):
+    space = OutputSpace("json", fields=tuple(Field(k, None, "text", r) for k, r in zip(_SLOTS, required)),
+                        compact_json=compact)
+    automaton = Automaton(space_segments(space))
+    kept = [k for k, p in zip(_SLOTS, present) if p]
+    if swap and len(kept) > 1:  # the keys out of the space's order
+        kept[0], kept[1] = kept[1], kept[0]
+    text = json.dumps({k: f"v{i}" for i, k in enumerate(kept)}, separators=(",", ":") if compact else None)
+    in_order = not (swap and len(kept) > 1)
+    assert automaton.matches(text) == (in_order and space.contains(text)), text
+    assert space.contains(text) == all(p or not r for p, r in zip(present, required))
+
+
+def test_answers_with_optional_keys_are_valid_json_in_the_space(random_model):
+    model, tokenizer = random_model
+    space = OutputSpace("json", fields=(Field("date", None, "text", False), Field("people", None, "number", False),
+                                        Field("time", ("evening", "noon"), "text", False)))
+    segments = space_segments(space)
+    answers = generate_greedy(model, tokenizer, _prompts(tokenizer, 6), max_new_tokens=60, batch_size=6,
+                              constraints=[segments] * 6)
+    automaton = Automaton(segments)
+    for answer in answers:  # an open string may run to max_new_tokens: what is there is a valid beginning
+        assert automaton.read(automaton.start, answer.encode()) is not None, answer
+        assert answer.startswith("{")
+    finished = [a for a in answers if automaton.matches(a)]
+    assert all(space.contains(a) for a in finished)
+
+
+def test_optional_keys_as_a_gbnf_grammar():
+    from tunesmith.models.constrain import gbnf
+
+    space = OutputSpace("json", fields=(Field("a", ("x",), "text", False), Field("b", ("y",), "text", True)))
+    grammar = gbnf(space_segments(space))
+    # "{", then a (first) or b (first); after a: b (after a comma); after b: "}".
+    assert grammar.splitlines()[0] == 'root ::= "{" (s2 | s5)'
+    assert 's2 ::= "\\x22a\\x22: " ("\\x22x\\x22") (s11)' in grammar
+    assert any(line.endswith('"}"') for line in grammar.splitlines())

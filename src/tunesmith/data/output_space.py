@@ -7,8 +7,10 @@ Three kinds, tried in this order:
   the dominant signature of data/checks/format_drift.py); the space is the keys in order,
   each with its closed value set where the values repeat like labels (Category, Priority),
   else free text on one line (Action).
-- `json`: the outputs are JSON objects with the same keys; each value is a closed set
-  where it repeats like a label, else a free string, number or boolean by its type.
+- `json`: the outputs are JSON objects with string, number or boolean values; each value is
+  a closed set where it repeats like a label, else free by its type. A key that some objects
+  leave out is optional (slot filling: Restaurant-8k's `{"date": …, "people": …}` beside
+  `{"people": …}` and `{}`), and the keys keep the one order the data writes them in.
 
 Everything else (free text) has no output space: None.
 
@@ -30,6 +32,8 @@ from .label_shape import LABEL_LIKE_MAX_WORDS, MAX_CLASSES, REPEATED_SHARE, cano
 OUTPUT_SPACE_FILE = "output_space.json"
 # A field is closed when its values repeat: at most this share of the outputs are distinct values ...
 CLOSED_DISTINCT_SHARE = 0.2
+# ... and a JSON key is optional when at least this share of the objects leave it out.
+OPTIONAL_SHARE = 0.01
 FREE, NUMBER, BOOLEAN = "text", "number", "boolean"
 
 
@@ -38,9 +42,13 @@ class Field:
     name: str
     values: tuple[str, ...] | None = None  # the closed value set, or None: open
     type: str = FREE  # of an open value: text (one line / a JSON string), number, boolean
+    required: bool = True  # json: False where some outputs leave the key out
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "values": list(self.values) if self.values is not None else None, "type": self.type}
+        out = {"name": self.name, "values": list(self.values) if self.values is not None else None, "type": self.type}
+        if not self.required:
+            out["required"] = False
+        return out
 
 
 @dataclass(frozen=True)
@@ -68,14 +76,14 @@ class OutputSpace:
     @classmethod
     def from_dict(cls, raw: dict) -> OutputSpace:
         fields = tuple(Field(f["name"], tuple(f["values"]) if f.get("values") is not None else None,
-                             f.get("type", FREE)) for f in raw.get("fields", ()))
+                             f.get("type", FREE), bool(f.get("required", True))) for f in raw.get("fields", ()))
         return cls(raw["kind"], tuple(raw.get("labels", ())), fields, bool(raw.get("compact_json", False)))
 
     def describe(self) -> str:
         if self.kind == "labels":
             return f"one of {len(self.labels)} labels"
-        parts = [f"{f.name} ({len(f.values)} values)" if f.values is not None else f"{f.name} ({f.type})"
-                 for f in self.fields]
+        parts = [(f"{f.name} ({len(f.values)} values" if f.values is not None else f"{f.name} ({f.type}")
+                 + ("" if f.required else ", optional") + ")" for f in self.fields]
         return ("a JSON object: " if self.kind == "json" else '"Key: value" lines: ') + ", ".join(parts)
 
     # --- reading an output ---------------------------------------------------------
@@ -95,12 +103,15 @@ class OutputSpace:
                 loaded = json.loads(text)
             except ValueError:
                 return None
-            if not isinstance(loaded, dict) or sorted(loaded) != sorted(f.name for f in self.fields):
+            if not isinstance(loaded, dict) or not set(loaded) <= {f.name for f in self.fields} \
+                    or any(f.required and f.name not in loaded for f in self.fields):
                 return None
             values = {k: _json_value_text(v) for k, v in loaded.items()}
-            if any(not _fits_type(loaded[f.name], f) for f in self.fields):
+            if any(f.name in loaded and not _fits_type(loaded[f.name], f) for f in self.fields):
                 return None
         for f in self.fields:
+            if f.name not in values:  # an optional JSON key left out
+                continue
             if f.values is not None and values[f.name] not in f.values:
                 return None
             if f.values is None and self.kind == "keys" and not values[f.name].strip():
@@ -124,7 +135,7 @@ class OutputSpace:
                 properties[f.name] = {"type": "string", "enum": list(f.values)}
             else:
                 properties[f.name] = {"type": {NUMBER: "number", BOOLEAN: "boolean"}.get(f.type, "string")}
-        return {"type": "object", "properties": properties, "required": [f.name for f in self.fields],
+        return {"type": "object", "properties": properties, "required": [f.name for f in self.fields if f.required],
                 "propertyOrdering": [f.name for f in self.fields]}
 
     def response_mime_type(self) -> str:
@@ -146,7 +157,9 @@ class OutputSpace:
 def score_answers(space: OutputSpace, outputs: list[str], references: list[str]) -> dict:
     """The task's real metric over index-aligned answers: {"examples", "valid_rate" (inside the
     space), "exact_match", "invalid", and for templates "fields" (accuracy per field) and
-    "field_accuracy" (their mean)}; "accuracy" is exact_match for labels, field_accuracy otherwise."""
+    "field_accuracy" (their mean)}; "accuracy" is exact_match for labels, field_accuracy otherwise.
+    A field is right when the answer is in the space and has the reference's value, or leaves
+    out an optional key the reference leaves out too."""
     n = len(references)
     valid = [space.contains(o) for o in outputs]
     exact = [o.strip() == r.strip() for o, r in zip(outputs, references)]
@@ -158,8 +171,10 @@ def score_answers(space: OutputSpace, outputs: list[str], references: list[str])
         for f in space.fields:
             right = 0
             for o, r in zip(outputs, references):
-                got, want = space.field_values(o) or {}, space.field_values(r) or {}
-                right += f.name in want and got.get(f.name, "").strip() == want[f.name].strip()
+                got, want = space.field_values(o), space.field_values(r) or {}
+                if got is not None and (f.name in want or not f.required):
+                    right += (got.get(f.name) or "").strip() == (want.get(f.name) or "").strip() \
+                        and (f.name in got) == (f.name in want)
             fields[f.name] = right / n
         out["fields"] = fields
         out["field_accuracy"] = out["accuracy"] = sum(fields.values()) / len(fields)
@@ -202,8 +217,8 @@ def learn_output_space(outputs: list[str]) -> OutputSpace | None:
     signature = found[0]
     if signature.startswith("keys:"):
         return _keys_space(outputs, tuple(signature[5:].split(",")))
-    if signature.startswith("json:") and signature != "json:":
-        return _json_space(outputs, tuple(signature[5:].split(",")))
+    if signature == "json" or (signature.startswith("json:") and signature != "json:"):
+        return _json_space(outputs)
     return None
 
 
@@ -229,32 +244,52 @@ def _keys_space(outputs: list[str], keys: tuple[str, ...]) -> OutputSpace:
     return OutputSpace("keys", fields=tuple(Field(k, _closed_values(columns[k])) for k in keys))
 
 
-def _json_space(outputs: list[str], keys: tuple[str, ...]) -> OutputSpace | None:
-    columns: dict[str, list[object]] = {k: [] for k in keys}
-    order: tuple[str, ...] | None = None
-    compact = False
+def _json_space(outputs: list[str]) -> OutputSpace | None:
+    """The space of the outputs that are JSON objects: every key that two or more of them use
+    (a key used once is drift, as a value used once is), optional where more than a stray few
+    leave it out (OPTIONAL_SHARE of the objects, and at least two)."""
+    objects: list[dict] = []
+    compact = None
     for output in outputs:
         try:
             value = json.loads(output)
         except ValueError:
             continue
-        if isinstance(value, dict) and sorted(value) == sorted(keys):
-            if order is None:  # the order and spacing the data writes, taken from its first object
-                order, compact = tuple(value), '": ' not in output
-            for k in keys:
-                columns[k].append(value[k])
+        if isinstance(value, dict):
+            objects.append(value)
+            if compact is None and value:  # the spacing the data writes, from its first object that shows it
+                compact = '": ' not in output
+    uses = Counter(k for value in objects for k in value)
+    keys = _key_order([[k for k in value if uses[k] > 1] for value in objects])
+    if not keys:
+        return None
     fields = []
-    for k in order or keys:
-        values = columns[k]
+    for k in keys:
+        values = [value[k] for value in objects if k in value]
+        left_out = len(objects) - len(values)
+        required = left_out < max(2, OPTIONAL_SHARE * len(objects))
         if all(isinstance(v, bool) for v in values):
-            fields.append(Field(k, None, BOOLEAN))
+            fields.append(Field(k, None, BOOLEAN, required))
         elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            fields.append(Field(k, None, NUMBER))
+            fields.append(Field(k, None, NUMBER, required))
         elif all(isinstance(v, str) for v in values):
-            fields.append(Field(k, _closed_values([str(v) for v in values])))
+            fields.append(Field(k, _closed_values([str(v) for v in values]), FREE, required))
         else:
             return None  # nested values: no space the decoder can hold (the check still reports the format)
-    return OutputSpace("json", fields=tuple(fields), compact_json=compact)
+    return OutputSpace("json", fields=tuple(fields), compact_json=bool(compact))
+
+
+def _key_order(orders: list[list[str]]) -> list[str]:
+    """One order for keys written in several: a key goes before another when the objects that
+    hold both put it first more often (ties: the order keys first appear in)."""
+    first_seen = list(dict.fromkeys(k for order in orders for k in order))
+    before: Counter[tuple[str, str]] = Counter()
+    for order in orders:
+        for i, a in enumerate(order):
+            for b in order[i + 1:]:
+                before[a, b] += 1
+    wins = {k: sum(before[k, other] > before[other, k] for other in first_seen) for k in first_seen}
+    return sorted(first_seen, key=lambda k: (-wins[k], first_seen.index(k)))
 
 
 def dataset_output_space(prepared_dir: str | Path) -> OutputSpace | None:

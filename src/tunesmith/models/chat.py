@@ -32,7 +32,6 @@ that token starts in the header and stays masked.)
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -196,21 +195,6 @@ def pad_batch(encoded: list[EncodedExample], pad_id: int) -> dict[str, torch.Ten
         labels[row, :n] = torch.tensor(example.labels, dtype=torch.long)
         attention_mask[row, :n] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-
-
-def length_grouped_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
-    """Batches of indices into `lengths` whose members have similar lengths, so dynamic
-    padding adds little, in an order shuffled with `seed`. Vary the seed per epoch to vary
-    the batches: examples of equal length are grouped in a seeded random order."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1 (got {batch_size})")
-    rng = random.Random(seed)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    order.sort(key=lambda i: lengths[i])  # stable: equal lengths keep their shuffled order
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    rng.shuffle(batches)  # so that training does not go from short examples to long ones
-    return batches
 
 
 # --- inference: the prompt, where the answer stops, padding -----------------------------------

@@ -2,7 +2,8 @@
 
 An output space (data/output_space.py), a choice list or a JSON schema becomes a list of
 *segments* read left to right: fixed text (`Category:`), a choice among strings (the labels,
-a field's values), free text (a field's open value: bytes from an alphabet), and the end.
+a field's values), free text (a field's open value: bytes from an alphabet), and the end. A
+jump lets decoding go on at any of several later segments: the way past an optional JSON key.
 The segments make a small automaton over **bytes** (UTF-8), so a token may span segments
 the way the tokenizer writes text (" High" after "Priority:"), and a label can come out in
 any tokenization the model prefers.
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from ..data.output_space import BOOLEAN, NUMBER, OutputSpace
+from ..data.output_space import BOOLEAN, NUMBER, Field, OutputSpace
 from ..errors import BadInputError
 
 if TYPE_CHECKING:
@@ -89,11 +90,17 @@ class AnyJsonObject:
     max_depth: int = 6
 
 
+@dataclass(frozen=True)
+class Jump:
+    """No bytes: decoding goes on at any of these (later) segment indexes."""
+    targets: tuple[int, ...]
+
+
 _ALL = frozenset(range(256))
 LINE = _ALL - {ord("\n"), ord("\r")}  # a value on one line
 JSON_STRING = _ALL - {ord('"'), ord("\\"), ord("\n"), ord("\r"), ord("\t")} - set(range(32))
 
-Segment = Text | Choice | Free | Number | AnyJsonObject
+Segment = Text | Choice | Free | Number | AnyJsonObject | Jump
 
 # --- any JSON object: a small pushdown reader, its state a tuple (stack, mode) ---------------
 # modes: "{" (the opening brace), "key?" (a key or "}"), "key" (a key after ","), ":",
@@ -180,13 +187,51 @@ def space_segments(space: OutputSpace) -> tuple[Segment, ...]:
                 else [Text(b" "), Free(LINE)]
         return tuple(segments)
     colon, comma = (b":", b",") if space.compact_json else (b": ", b", ")
+    if not all(f.required for f in space.fields):
+        return _optional_members(space, colon, comma)
     for i, f in enumerate(space.fields):
         segments.append(Text((b"{" if i == 0 else comma) + json.dumps(f.name).encode() + colon))
-        if f.values is not None:
-            segments.append(Choice(tuple(json.dumps(v).encode() for v in f.values)))
-        else:
-            segments += _scalar({NUMBER: "number", BOOLEAN: "boolean"}.get(f.type, "string"))
+        segments += _json_value(f)
     segments.append(Text(b"}"))
+    return tuple(segments)
+
+
+def _json_value(f: Field) -> list[Segment]:
+    if f.values is not None:
+        return [Choice(tuple(json.dumps(v).encode() for v in f.values))]
+    return _scalar({NUMBER: "number", BOOLEAN: "boolean"}.get(f.type, "string"))
+
+
+def _optional_members(space: OutputSpace, colon: bytes, comma: bytes) -> tuple[Segment, ...]:
+    """A JSON object whose optional keys may be left out, its keys in the space's order. Each
+    member is laid out twice, first in the object (no comma) and after another; after "{" and
+    after each member a jump goes to every member that may come next (up to the next required
+    one) and, when no required one is left, to the closing "}"."""
+    fields = space.fields
+    segments: list[Segment] = [Text(b"{"), Jump(())]  # the jumps are filled in once the blocks are laid out
+    starts: dict[tuple[int, bool], int] = {}
+    ends: dict[int, int] = {}  # the index of each member's closing jump -> the member
+    for first in (True, False):
+        for j, f in enumerate(fields):
+            starts[j, first] = len(segments)
+            segments.append(Text((b"" if first else comma) + json.dumps(f.name).encode() + colon))
+            segments += _json_value(f)
+            ends[len(segments)] = j
+            segments.append(Jump(()))
+    close = len(segments)
+    segments.append(Text(b"}"))
+
+    def following(after: int, first: bool) -> Jump:
+        targets = []
+        for m in range(after + 1, len(fields)):
+            targets.append(starts[m, first])
+            if fields[m].required:
+                return Jump(tuple(targets))
+        return Jump(tuple(targets) + (close,))
+
+    segments[1] = following(-1, True)
+    for at, j in ends.items():
+        segments[at] = following(j, False)
     return tuple(segments)
 
 
@@ -195,23 +240,45 @@ def space_segments(space: OutputSpace) -> tuple[Segment, ...]:
 
 def gbnf(segments: Sequence[Segment]) -> str:
     """The same constraint as a GBNF grammar, for llama.cpp (llama-server's `grammar` field):
-    llama.cpp then masks the tokens that leave it at each step, as compile_constraint does here."""
-    parts, rules = [], ""
-    for segment in segments:
-        if isinstance(segment, Text):
-            parts.append(_gbnf_literal(segment.value))
-        elif isinstance(segment, Choice):
-            parts.append("(" + " | ".join(_gbnf_literal(option) for option in segment.options) + ")")
-        elif isinstance(segment, Free):
-            parts.append(f"{_gbnf_class(segment.alphabet)}{{{segment.min_len},}}")
-        elif isinstance(segment, Number):
-            digits = f"[0-9]{{0,{MAX_DIGITS - 1}}}"
-            fraction = "" if segment.integer else f' ("." [0-9]{{1,{MAX_DIGITS}}})?'
-            parts.append(f'("-"? ("0" | [1-9] {digits}){fraction})')
-        else:  # AnyJsonObject: JSON's own grammar (any depth; the local reader stops at max_depth)
-            parts.append("object")
-            rules = _JSON_GBNF
-    return f"root ::= {' '.join(parts)}\n{rules}"
+    llama.cpp then masks the tokens that leave it at each step, as compile_constraint does here.
+    The segments from the start and from each jump's target make one rule each, up to the next
+    jump (its targets, as alternatives) or the next rule's start."""
+    entries = sorted({0} | {t for seg in segments if isinstance(seg, Jump) for t in seg.targets})
+    name = lambda index: "root" if index == 0 else f"s{index}"
+    lines, rules = [], ""
+    for entry in entries:
+        if entry >= len(segments):
+            continue
+        parts = []
+        for index in range(entry, len(segments)):
+            if index != entry and index in entries:
+                parts.append(name(index))
+                break
+            segment = segments[index]
+            if isinstance(segment, Jump):
+                alternatives = " | ".join(name(t) for t in segment.targets if t < len(segments))
+                if alternatives:  # the end among the targets: the alternatives are optional
+                    parts.append(f"({alternatives})" + ("?" if len(segments) in segment.targets else ""))
+                break
+            if isinstance(segment, AnyJsonObject):
+                rules = _JSON_GBNF
+            parts.append(_gbnf_piece(segment))
+        lines.append(f"{name(entry)} ::= {' '.join(parts)}")
+    return "\n".join(lines) + "\n" + rules
+
+
+def _gbnf_piece(segment: Segment) -> str:
+    if isinstance(segment, Text):
+        return _gbnf_literal(segment.value)
+    if isinstance(segment, Choice):
+        return "(" + " | ".join(_gbnf_literal(option) for option in segment.options) + ")"
+    if isinstance(segment, Free):
+        return f"{_gbnf_class(segment.alphabet)}{{{segment.min_len},}}"
+    if isinstance(segment, Number):
+        digits = f"[0-9]{{0,{MAX_DIGITS - 1}}}"
+        fraction = "" if segment.integer else f' ("." [0-9]{{1,{MAX_DIGITS}}})?'
+        return f'("-"? ("0" | [1-9] {digits}){fraction})'
+    return "object"  # AnyJsonObject: JSON's own grammar (any depth; the local reader stops at max_depth)
 
 
 _JSON_GBNF = r"""object ::= "{" ws (string ws ":" ws value ws ("," ws string ws ":" ws value ws)*)? "}"
@@ -325,6 +392,12 @@ class Automaton:
             if index >= len(self.segments):
                 continue
             seg = self.segments[index]
+            if isinstance(seg, Jump):
+                for nxt in ((target, self._zero(target)) for target in seg.targets):
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        todo.append(nxt)
+                continue
             finished = (isinstance(seg, Text) and progress == len(seg.value)) or \
                        (isinstance(seg, Choice) and progress in seg.options) or \
                        (isinstance(seg, Free) and progress >= seg.min_len) or \
@@ -356,6 +429,8 @@ class Automaton:
             if index >= len(self.segments):
                 continue
             seg = self.segments[index]
+            if isinstance(seg, Jump):
+                continue  # reads nothing: its targets are in the state too (_closure)
             if isinstance(seg, Text):
                 if progress < len(seg.value) and seg.value[progress] == byte:
                     out.add((index, progress + 1))
