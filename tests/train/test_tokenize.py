@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import random
-
 import pytest
 from rich.console import Console
 
@@ -10,7 +8,6 @@ from tunesmith.errors import TunesmithError
 from tunesmith.examples.tickets import generate_tickets
 from tunesmith.models.loading import load_tokenizer
 from tunesmith.train.inspect import render_inspection
-from tunesmith.train.batches import LengthGroupedSampler, length_grouped_batches
 from tunesmith.models.chat import (
     IGNORE_INDEX,
     chat_messages,
@@ -187,55 +184,6 @@ def test_the_tiny_model_computes_a_loss_on_a_padded_batch(tokenizer, tiny_model_
     model = load_model(str(tiny_model_dir))
     loss = model(**pad_batch(encode_dataset(tickets[:4], tokenizer, 512), tokenizer.pad_token_id)).loss
     assert loss.item() == pytest.approx(10.8, abs=0.5)  # about ln(49152): a random model's guess
-
-
-def _padding(lengths: list[int], batches: list[list[int]]) -> int:
-    return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
-
-
-def test_length_grouping_cuts_padding_on_ticket_data(tokenizer, tickets):
-    lengths = [len(e.input_ids) for e in encode_dataset(tickets, tokenizer, 512)]
-    order = list(range(len(lengths)))
-    random.Random(0).shuffle(order)
-    random_batches = [order[i : i + 8] for i in range(0, len(order), 8)]
-    grouped = length_grouped_batches(lengths, batch_size=8, seed=0)
-    # Measured: 1,720 padding tokens against 30,872 (1.6% of the 105,000 tokens against 29%).
-    assert _padding(lengths, grouped) < 0.1 * _padding(lengths, random_batches)
-
-
-def test_length_grouped_batches_cover_every_index_once_and_are_deterministic():
-    rng = random.Random(1)
-    lengths = [rng.randint(1, 50) for _ in range(103)]
-    batches = length_grouped_batches(lengths, batch_size=8, seed=3)
-    assert sorted(i for b in batches for i in b) == list(range(103))
-    assert sorted(len(b) for b in batches) == [7] + [8] * 12
-    assert length_grouped_batches(lengths, batch_size=8, seed=3) == batches
-    assert length_grouped_batches(lengths, batch_size=8, seed=4) != batches
-    assert len(batches[-1]) == 7  # the short batch last, so a DataLoader's runs of 8 stay whole
-
-
-def test_grouped_batches_come_in_no_order_of_length_and_change_each_epoch():
-    """transformers' group_by_length trains each group of batches longest first; here the
-    batches' order owes nothing to their length, and each epoch draws new batches."""
-    rng = random.Random(2)
-    lengths = [rng.randint(20, 200) for _ in range(2000)]
-    sampler = LengthGroupedSampler(lengths, batch_size=8, seed=0)
-    order = list(sampler)
-    assert sorted(order) == list(range(2000))
-    means = [sum(lengths[i] for i in order[k:k + 8]) / 8 for k in range(0, 2000, 8)]
-    position = list(range(len(means)))
-    mean_p, mean_m = sum(position) / len(position), sum(means) / len(means)
-    cov = sum((p - mean_p) * (m - mean_m) for p, m in zip(position, means))
-    var_p, var_m = sum((p - mean_p) ** 2 for p in position), sum((m - mean_m) ** 2 for m in means)
-    assert abs(cov / (var_p * var_m) ** 0.5) < 0.2  # no trend from long to short (or back)
-    # Within a group of 50 batches, consecutive batches of transformers' sampler only shrink; here they do not.
-    assert sum(means[k + 1] < means[k] for k in range(len(means) - 1)) < 0.7 * (len(means) - 1)
-    first = [order[k:k + 8] for k in range(0, 2000, 8)]
-    sampler.set_epoch(1)
-    second = [list(sampler)[k:k + 8] for k in range(0, 2000, 8)]
-    assert {tuple(sorted(b)) for b in first} != {tuple(sorted(b)) for b in second}
-    sampler.set_epoch(0)
-    assert list(sampler) == order  # an epoch's batches again, as a resumed run needs them
 
 
 def test_plain_inspection_brackets_the_trained_tokens(tokenizer):

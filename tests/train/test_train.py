@@ -278,27 +278,11 @@ def test_answer_accuracy_runs_in_a_bf16_run(prepared, tiny_model_dir):
     assert any("eval_accuracy" in r for r in rows)
 
 
-def test_training_batches_are_length_grouped_in_a_shuffled_order(prepared, tiny_model_dir):
-    """The Trainer draws its batches from train/batches.py: each batch of like length, every
-    example once an epoch, the same batches again for the same epoch (what resuming needs)."""
+def test_batches_are_random_unless_grouping_by_length_is_asked_for(prepared, tiny_model_dir):
     from tunesmith.train.backends.local import LocalRecipe, _CancelFlag
-    from tunesmith.train.batches import LengthGroupedSampler
 
-    spec = spec_for(prepared, tiny_model_dir)
-    job = jobs.create_job(spec)
-    recipe = LocalRecipe(spec, Path(job.run_dir), Recorder(job.id, job.run_dir), _CancelFlag()).setup()
-    trainer = recipe.trainer
-    sampler = trainer._get_train_sampler()
-    assert isinstance(sampler, LengthGroupedSampler) and sampler.batch_size == spec.batch_size
-    lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
-    epoch = list(sampler)
-    assert sorted(epoch) == list(range(len(lengths)))
-    spread = lambda order: sum(max(lengths[i] for i in order[k:k + 4]) - min(lengths[i] for i in order[k:k + 4])
-                               for k in range(0, len(order), 4))
-    import random
-
-    shuffled = list(range(len(lengths)))
-    random.Random(0).shuffle(shuffled)
-    assert spread(epoch) < spread(shuffled)
-    batches = [batch["input_ids"].shape for batch in trainer.get_train_dataloader()]
-    assert sum(shape[0] for shape in batches) == len(lengths)
+    for group, strategy in ((False, "random"), (True, "group_by_length")):
+        spec = spec_for(prepared, tiny_model_dir, group_by_length=group)
+        job = jobs.create_job(spec)
+        trainer = LocalRecipe(spec, Path(job.run_dir), Recorder(job.id, job.run_dir), _CancelFlag()).setup().trainer
+        assert trainer.args.train_sampling_strategy == strategy

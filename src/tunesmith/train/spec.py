@@ -20,6 +20,7 @@ repeated exactly. Example (every knob with its default):
     gradient_accumulation: 1
     max_seq_length: 1024           # longer examples are truncated (and counted)
     seed: 0
+    group_by_length: false         # true: batches of like length, faster but a higher validation loss
     precision: auto                # auto: bf16 where the hardware runs it fast, else fp32
     gradient_checkpointing: auto   # auto: on only where the run would not fit in memory without it; true | false
     eval_interval: null            # steps between evaluations; null: about 4 per epoch
@@ -145,6 +146,8 @@ class LocalSpec(_CommonSpec):
                                                                        "truncated (and counted)")
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps (overrides epochs)")
     seed: int = Field(0, description="for the adapter's initial weights, dropout and the data order")
+    group_by_length: bool = Field(False, description="batches of examples of like length: less padding, so faster, "
+                                                     "but a higher validation loss (docs/training.md)")
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="auto: bf16 where the hardware runs it fast, else fp32 (fp16 on older GPUs)")
     gradient_checkpointing: Literal["auto"] | bool = Field(

@@ -42,7 +42,6 @@ from ...plan import planner
 from ...store import queries
 from .. import accelerate as launch
 from ..answer_metric import AnswerMetric
-from ..batches import LengthGroupedSampler
 from ..recorder import LOG_FILE, METRICS_FILE, Recorder
 from ..spec import LocalSpec
 from ..watch import Evaluation, LossGuard, OverfittingWatch, StopVerdict
@@ -193,7 +192,9 @@ class LocalRecipe:
             # Non-reentrant: the adapter gets gradients without input gradients forced on, and the
             # recomputed forward pass draws the same dropout masks (the random state is restored).
             gradient_checkpointing_kwargs={"use_reentrant": False} if checkpointing else None,
-            train_sampling_strategy="group_by_length",  # batches of like length, shuffled (train/batches.py)
+            # Random batches by default, as TRL's: batches of like length ended 0.7% higher in validation
+            # loss over three seeds (docs/training.md).
+            train_sampling_strategy="group_by_length" if spec.group_by_length else "random",
             max_length=spec.max_seq_length,
             packing=False,
             logging_steps=1,
@@ -524,15 +525,6 @@ def _trainer_class():
                 output.metrics[f"{prefix}_accuracy"] = scores["accuracy"]
                 output.metrics[f"{prefix}_valid_rate"] = scores["valid_rate"]
             return output
-
-        def _get_train_sampler(self, train_dataset=None):
-            """group_by_length as train/batches.py does it: batches of like length, in a shuffled order."""
-            dataset = train_dataset if train_dataset is not None else self.train_dataset
-            if self.args.train_sampling_strategy != "group_by_length" or dataset is None:
-                return super()._get_train_sampler(train_dataset)
-            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-            return LengthGroupedSampler([len(ids) for ids in dataset["input_ids"]],
-                                        self.args.train_batch_size * self.args.gradient_accumulation_steps, seed)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if self.accelerator.num_processes > 1:
