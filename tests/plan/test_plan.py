@@ -184,6 +184,7 @@ def test_managed_cost_and_break_even():
 def test_plan_counts_the_tokens_of_a_prepared_folder(tmp_path):
     from tunesmith.data.dataset import load_dataset
     from tunesmith.data.tokens import count_tokens, estimate_counter
+    from tunesmith.plan.hardware import gpus
 
     from ..train._data import prepared_tickets
 
@@ -193,6 +194,12 @@ def test_plan_counts_the_tokens_of_a_prepared_folder(tmp_path):
     assert result.workload["examples"] == len(train)
     assert 30 * len(train) < result.workload["tokens_per_epoch"] < 400 * len(train)
     assert result.workload["trained_tokens_per_epoch"] < result.workload["tokens_per_epoch"]
+    # Random batches of 8 pad to their longest example; the time is computed on those tokens.
+    padded = result.workload["padded_tokens_per_epoch"]
+    assert result.workload["tokens_per_epoch"] < padded < result.workload["longest_tokens"] * len(train)
+    lora = result.methods[0].options[0]
+    flops = training_flops(result.params, "lora", padded * 2, result.methods[0].memory.gradient_checkpointing)
+    assert lora.time_s == pytest.approx(training_time_s(flops, gpus()["l4"]), rel=0.01)
     assert "tokenizer" in result.workload["counted_by"]
     managed_tokens = sum(count_tokens(train, estimate_counter()).total)
     assert result.workload["managed_tokens_per_epoch"] == managed_tokens

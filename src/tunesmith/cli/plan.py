@@ -68,7 +68,8 @@ def render(result) -> None:
     work = result.workload
     console.print(f"[bold]{escape(result.model)}[/bold]: {result.params / 1e9:.2f}B parameters; "
                   f"{work['tokens_per_epoch']:,} tokens an epoch x {result.epochs:g} epochs "
-                  f"({escape(work['counted_by'])}); sequence {result.seq_len}, batch {result.batch_size}, "
+                  f"({escape(work['counted_by'])}; {work['padded_tokens_per_epoch']:,} computed with the padding "
+                  f"of random batches); sequence {result.seq_len}, batch {result.batch_size}, "
                   f"gradient checkpointing {'on' if result.gradient_checkpointing else 'off'}, {result.optimizer}")
 
     memory = Table("GiB on a GPU (bf16)", *[m.method for m in result.methods], title="Memory at the peak")
