@@ -170,8 +170,9 @@ def test_two_processes_train_in_step_record_once_and_register_one_model(prepared
 def test_a_stop_decided_in_the_recipe_ends_every_rank_cleanly(prepared, tiny_model_dir):
     # The loss guard stops a diverging run; both ranks see the same (all-reduced) loss and stop at
     # the same step. A rank that stopped alone would hang the other in its next collective.
+    # One example a step: the noisiest updates, so the run diverges whatever order the examples come in.
     job = jobs.start_job(spec_for(prepared, tiny_model_dir, method="full", learning_rate=0.9, max_steps=30,
-                                  max_grad_norm=1e6, warmup_ratio=0))
+                                  batch_size=1, max_grad_norm=1e6, warmup_ratio=0))
     assert job.status == "failed" and job.stop_reason in ("nan_loss", "exploding_loss"), log_of(job)
     assert "loss" in job.error and queries.list_models() == []
     stopped_at = max(r["step"] for r in metric_rows(job))
@@ -223,6 +224,7 @@ def test_the_overfitting_watch_stops_both_ranks_and_keeps_the_best_checkpoint(pr
     assert (job.status, job.stop_reason) == ("succeeded", "stopped_early"), log_of(job)
     model = queries.list_models()[0]
     evidence = model.lineage["evidence"]
-    assert len(evidence["evaluations"]) == 4 and model.best_metrics["step"] == evidence["best_step"]
+    # The best and at least `patience` after it (more where the train loss had not yet fallen below the best's).
+    assert len(evidence["evaluations"]) >= 4 and model.best_metrics["step"] == evidence["best_step"]
     assert (Path(model.merged_path) / "model.safetensors").is_file()
     assert "ChildFailedError" not in log_of(job)
