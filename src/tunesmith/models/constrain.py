@@ -186,14 +186,7 @@ def space_segments(space: OutputSpace) -> tuple[Segment, ...]:
             segments += [Choice(tuple(f" {v}".encode() for v in f.values))] if f.values is not None \
                 else [Text(b" "), Free(LINE)]
         return tuple(segments)
-    colon, comma = (b":", b",") if space.compact_json else (b": ", b", ")
-    if not all(f.required for f in space.fields):
-        return _optional_members(space, colon, comma)
-    for i, f in enumerate(space.fields):
-        segments.append(Text((b"{" if i == 0 else comma) + json.dumps(f.name).encode() + colon))
-        segments += _json_value(f)
-    segments.append(Text(b"}"))
-    return tuple(segments)
+    return _json_members(space)
 
 
 def _json_value(f: Field) -> list[Segment]:
@@ -202,11 +195,13 @@ def _json_value(f: Field) -> list[Segment]:
     return _scalar({NUMBER: "number", BOOLEAN: "boolean"}.get(f.type, "string"))
 
 
-def _optional_members(space: OutputSpace, colon: bytes, comma: bytes) -> tuple[Segment, ...]:
-    """A JSON object whose optional keys may be left out, its keys in the space's order. Each
-    member is laid out twice, first in the object (no comma) and after another; after "{" and
-    after each member a jump goes to every member that may come next (up to the next required
-    one) and, when no required one is left, to the closing "}"."""
+def _json_members(space: OutputSpace) -> tuple[Segment, ...]:
+    """A JSON object of the space's keys in its order, the optional ones free to be left out.
+    Each member is laid out twice, first in the object (no comma) and after another; after "{"
+    and after each member a jump goes to every member that may come next (up to the next
+    required one) and, when no required one is left, to the closing "}". With every key
+    required each jump has one target: a straight line."""
+    colon, comma = (b":", b",") if space.compact_json else (b": ", b", ")
     fields = space.fields
     segments: list[Segment] = [Text(b"{"), Jump(())]  # the jumps are filled in once the blocks are laid out
     starts: dict[tuple[int, bool], int] = {}

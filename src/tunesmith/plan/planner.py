@@ -114,8 +114,8 @@ def plan(model: str | None = None, params: str | int | None = None, method: str 
                 trained_tokens_per_example=work.trained_tokens_per_example if data is not None else None)
 
     # Time counts the padding of random batches: the model computes it as it computes tokens.
-    method_plans = [_method_plan(arch, m, base, hardware, work.padded_tokens_per_epoch(batch_size) * epochs)
-                    for m in chosen]
+    padded = work.padded_tokens_per_epoch(batch_size)
+    method_plans = [_method_plan(arch, m, base, hardware, padded * epochs) for m in chosen]
     managed = sorted((ManagedOption(target=t.name, training_tokens=managed_work.tokens_per_epoch * epochs,
                                     usd=managed_cost_usd(t, managed_work.tokens_per_epoch, epochs),
                                     price_as_of=t.price_as_of, price_source=t.price_source)
@@ -132,7 +132,7 @@ def plan(model: str | None = None, params: str | int | None = None, method: str 
         architecture=arch.model_dump(exclude={"name", "scaled_to_params"}),
         workload={"examples": work.examples, "tokens_per_epoch": work.tokens_per_epoch,
                   "trained_tokens_per_epoch": work.trained_tokens_per_epoch, "longest_tokens": work.longest_tokens,
-                  "padded_tokens_per_epoch": work.padded_tokens_per_epoch(batch_size),
+                  "padded_tokens_per_epoch": padded,
                   "counted_by": work.counted_by, "managed_tokens_per_epoch": managed_work.tokens_per_epoch},
         epochs=epochs, seq_len=seq, batch_size=batch_size, gradient_checkpointing=gradient_checkpointing,
         optimizer=optimizer, methods=method_plans, managed=managed,
