@@ -61,9 +61,9 @@ _WHERE = {
     "TrainingDisplay": "tunesmith.train.display",
     "estimate_vertex_cost": "tunesmith.train.backends.vertex",
     # registry
-    "get_model": "tunesmith.store.queries",
-    "list_models": "tunesmith.store.queries",
-    "set_model_stage": "tunesmith.store.queries",
+    "get_model": "tunesmith.registry.models",
+    "list_models": "tunesmith.registry.models",
+    "set_model_stage": "tunesmith.registry.models",
     "resolve_model": "tunesmith.registry.resolver",
     "export_model": "tunesmith.registry.export",
     # evaluate

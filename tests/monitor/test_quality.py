@@ -58,7 +58,7 @@ def _ever_rejects(p: float, mu0: float, streams: int, n: int, seed: int) -> floa
 
     rng = np.random.default_rng(seed)
     x = (rng.random((streams, n)) < p).astype(float)
-    lambdas = BET_SHARES / (1 - mu0)
+    lambdas = np.array(BET_SHARES) / (1 - mu0)
     log_factors = np.log1p((mu0 - x)[..., None] * lambdas)  # (streams, n, bets)
     wealth = np.exp(np.cumsum(log_factors, axis=1)).mean(axis=2)
     return float((wealth >= 1 / ALPHA).any(axis=1).mean())
@@ -83,6 +83,6 @@ def test_wealth_matches_the_likelihood_ratio_for_right_or_wrong_scores():
 
     x = np.array([1, 0, 0, 1, 0], dtype=float)
     mu0 = 0.8
-    q = mu0 * (1 - BET_SHARES / (1 - mu0) * (1 - mu0))  # the alternative each bet stands for
+    q = mu0 * (1 - np.array(BET_SHARES) / (1 - mu0) * (1 - mu0))  # the alternative each bet stands for
     ratio = np.prod([np.where(xi == 1, q / mu0, (1 - q) / (1 - mu0)) for xi in x], axis=0).mean()
     assert abs(drop_wealth(x, mu0)[-1] - ratio) < 1e-9

@@ -46,7 +46,7 @@ from functools import lru_cache
 from itertools import repeat
 from typing import Hashable
 
-import numpy as np
+from ..lazy import numpy as np
 
 NEAR_DUPLICATE_THRESHOLD = 0.8
 # Short texts with a few words added (a courtesy phrase, a detail) fall below 0.8 although the
@@ -104,16 +104,34 @@ TEMPLATE_PHRASE_MAX_INPUTS = 10
 
 # Punctuation stripped from the edges of words: ASCII and the common typographic marks.
 _EDGE_PUNCTUATION = string.punctuation + "“”‘’«»‹›„‚…–—¿¡·"
-# Constants for the polynomial hash of token windows and the multiply-shift MinHash
-# permutations; any fixed odd 64-bit numbers would do.
-_WINDOW_BASE = np.uint64(0x9E3779B97F4A7C15)
-_rng = np.random.default_rng(MINHASH_SEED)
-_PERM_A = _rng.integers(1, 2**63, size=NUM_PERM, dtype=np.uint64) | np.uint64(1)
-_PERM_B = _rng.integers(0, 2**63, size=NUM_PERM, dtype=np.uint64)
-_BAND_MIX = _rng.integers(1, 2**63, size=NUM_PERM, dtype=np.uint64) | np.uint64(1)
-_SHIFT_32 = np.uint64(32)
-_SHIFT_56 = np.uint64(56)
-_BYTE_SUM = np.uint64(0x0101010101010101)
+
+
+@dataclass(frozen=True)
+class _HashConstants:
+    """Constants for the polynomial hash of token windows and the multiply-shift MinHash
+    permutations; any fixed odd 64-bit numbers would do. Made on first use (numpy loads lazily)."""
+
+    window_base: np.uint64
+    perm_a: np.ndarray
+    perm_b: np.ndarray
+    band_mix: np.ndarray
+    shift_32: np.uint64
+    shift_56: np.uint64
+    byte_sum: np.uint64
+
+
+@lru_cache(maxsize=1)
+def _constants() -> _HashConstants:
+    rng = np.random.default_rng(MINHASH_SEED)
+    return _HashConstants(
+        window_base=np.uint64(0x9E3779B97F4A7C15),
+        perm_a=rng.integers(1, 2**63, size=NUM_PERM, dtype=np.uint64) | np.uint64(1),
+        perm_b=rng.integers(0, 2**63, size=NUM_PERM, dtype=np.uint64),
+        band_mix=rng.integers(1, 2**63, size=NUM_PERM, dtype=np.uint64) | np.uint64(1),
+        shift_32=np.uint64(32),
+        shift_56=np.uint64(56),
+        byte_sum=np.uint64(0x0101010101010101),
+    )
 
 
 # Public interface --------------------------------------------------------------------------
@@ -327,6 +345,7 @@ def _shingles(tokens: np.ndarray, lengths: np.ndarray, size: int) -> np.ndarray:
     """The shingle (the high half of `_window_hashes`'s hash) of every run of `size` tokens
     inside one text, texts in turn, where text i is the next lengths[i] >= size tokens. A block
     at a time, so that the passes over it stay in the CPU cache."""
+    constants = _constants()
     n_windows = len(tokens) - size + 1
     if n_windows <= 0:
         return np.zeros(0, dtype=np.uint32)
@@ -336,8 +355,8 @@ def _shingles(tokens: np.ndarray, lengths: np.ndarray, size: int) -> np.ndarray:
         hashes = np.zeros(hi - lo, dtype=np.uint64)
         for k in range(size):
             hashes += tokens[lo + k : hi + k]
-            hashes *= _WINDOW_BASE
-        shingles[lo:hi] = hashes >> _SHIFT_32
+            hashes *= constants.window_base
+        shingles[lo:hi] = hashes >> constants.shift_32
     ends = np.cumsum(lengths)
     across = (ends[:, None] - np.arange(1, size)).ravel()  # the windows that start in a text's last size - 1 tokens
     inside = np.ones(n_windows, dtype=bool)
@@ -421,6 +440,7 @@ def _words(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def _window_hashes(tokens: np.ndarray, owner: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """A 64-bit hash of every run of `size` tokens that lies inside one text, and where it starts."""
+    constants = _constants()
     n_windows = len(tokens) - size + 1
     if n_windows <= 0:
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
@@ -429,7 +449,7 @@ def _window_hashes(tokens: np.ndarray, owner: np.ndarray, size: int) -> tuple[np
     # spreads every token into the high bits, which are the ones a 32-bit shingle keeps.
     for k in range(size):
         hashes += tokens[k : k + n_windows]
-        hashes *= _WINDOW_BASE
+        hashes *= constants.window_base
     starts = np.flatnonzero(owner[:n_windows] == owner[size - 1 :])  # not running across two texts
     return hashes[starts], starts
 
@@ -437,6 +457,7 @@ def _window_hashes(tokens: np.ndarray, owner: np.ndarray, size: int) -> tuple[np
 def _minhash_signatures(hashes: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """MinHash signatures, one row per text, of the non-empty shingle sets that begin at
     `starts`: for each permutation h -> (a*h + b) >> 32, the minimum over a text's shingles."""
+    constants = _constants()
     signatures = np.empty((len(starts), NUM_PERM), dtype=np.uint32)
     bounds = np.r_[starts, len(hashes)]
     # A block of texts at a time, so that the 128 passes over its shingles stay in the CPU cache.
@@ -446,9 +467,9 @@ def _minhash_signatures(hashes: np.ndarray, starts: np.ndarray) -> np.ndarray:
         offsets = bounds[first:last] - bounds[first]
         permuted = np.empty_like(block)
         for p in range(NUM_PERM):
-            np.multiply(block, _PERM_A[p], out=permuted)
-            np.add(permuted, _PERM_B[p], out=permuted)
-            np.right_shift(permuted, _SHIFT_32, out=permuted)
+            np.multiply(block, constants.perm_a[p], out=permuted)
+            np.add(permuted, constants.perm_b[p], out=permuted)
+            np.right_shift(permuted, constants.shift_32, out=permuted)
             signatures[first:last, p] = np.minimum.reduceat(permuted, offsets)
     return signatures
 
@@ -477,6 +498,7 @@ def _similar_components(index: MinHashIndex, likeness: Likeness) -> np.ndarray:
     pairs joined in the meantime (`_Components.confirm`). A candidate pair whose texts are
     joined by the time its turn comes needs no confirming, so the components are those that
     confirming every candidate pair would give, whatever the order."""
+    constants = _constants()
     signatures = index.signatures
     n = len(signatures)
     if n < 2:
@@ -486,7 +508,7 @@ def _similar_components(index: MinHashIndex, likeness: Likeness) -> np.ndarray:
     for band in range(len(keys)):
         start = band * rows
         band_rows = signatures[:, start : start + rows].astype(np.uint64)
-        keys[band] = (band_rows * _BAND_MIX[start : start + rows]).sum(axis=1)
+        keys[band] = (band_rows * constants.band_mix[start : start + rows]).sum(axis=1)
     pairs = _PairFilter(index, likeness, keys)
     components = _Components(index, likeness)
     later = []
@@ -591,13 +613,14 @@ class _PairFilter:
 
 def _equal_rows(rows: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """How many entries rows[first[k]] and rows[second[k]] have equal, per k (at most 255)."""
+    constants = _constants()
     counts = np.empty(len(first), dtype=np.int64)
     for lo in range(0, len(first), ROW_BATCH):
         equal = rows.take(first[lo : lo + ROW_BATCH], axis=0) == rows.take(second[lo : lo + ROW_BATCH], axis=0)
         # Sum the 0/1 bytes eight at a time, as 64-bit words (no byte exceeds 255), then
         # add up each word's bytes with one multiplication.
         words = np.add.reduce(equal.view(np.uint64), axis=1)
-        counts[lo : lo + ROW_BATCH] = (words * _BYTE_SUM) >> _SHIFT_56
+        counts[lo : lo + ROW_BATCH] = (words * constants.byte_sum) >> constants.shift_56
     return counts
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
+from ..lazy import numpy as np
 
 from .. import __version__
 from ..fileio import atomic_write_text

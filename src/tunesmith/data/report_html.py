@@ -10,8 +10,9 @@ from collections import Counter
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import Environment, PackageLoader
 from markupsafe import Markup, escape
+
+from ..lazy import jinja2
 
 SEVERITIES = ("error", "warning", "info")
 ROLES = ("system", "user", "model", "total")
@@ -37,8 +38,9 @@ def render_html(report: dict) -> str:
 
 
 @lru_cache(maxsize=1)
-def _environment() -> Environment:
-    env = Environment(loader=PackageLoader("tunesmith.data", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True)
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("tunesmith.data", "templates"), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _number
     return env
 

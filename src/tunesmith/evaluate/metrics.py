@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
+from ..lazy import numpy as np
 
 from ..data.checks.format_drift import (
     JsonObject,

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..data.example import Example
 from ..data.seal import HASH_CHARS
 from ..errors import BadInputError
-from ..store.queries import get_dataset_version
+from ..store import queries
 
 TRAINING_SPLITS = ("train", "validation")
 SHOWN = 10  # overlapping examples named in the message
@@ -31,7 +31,7 @@ def training_manifest(model) -> dict | None:
     """The manifest of the dataset a registered model was trained on, if it can be found."""
 
     if model.dataset_version:
-        row = get_dataset_version(model.dataset_version)
+        row = queries.get_dataset_version(model.dataset_version)
         if row is not None:
             return row.manifest
     folder = (model.lineage or {}).get("data")

@@ -50,7 +50,7 @@ from ..models.llama_server import LlamaServer, choose_engine, find_llama_server
 from ..models.loading import INFERENCE_WEIGHTS, load_for_inference, load_tokenizer
 from ..registry.export import gguf_for_llama_cpp
 from ..registry.resolver import ResolvedModel, model_output_space, resolve
-from ..store.queries import get_model
+from ..store import queries
 
 REMOTE_CONCURRENCY = 4  # requests in flight to a remote endpoint
 CHARS_PER_TOKEN = 3  # a cautious estimate where no tokenizer is at hand
@@ -282,7 +282,7 @@ class Resolver:
         if ref == "base" or ref.startswith(("gemini:", "openai:")):
             return None
         try:
-            return get_model(ref)
+            return queries.get_model(ref)
         except BadInputError:
             return None
 

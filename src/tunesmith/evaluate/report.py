@@ -11,11 +11,11 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib.resources import files
 
-from jinja2 import Environment, PackageLoader
 from markupsafe import Markup, escape
 
 from ..data.report_html import SMALL_CHART_WIDTH, bar_chart_svg
-from ..store.queries import job_metrics
+from ..lazy import jinja2
+from ..store import queries
 from .verdict import format_difference, format_p, format_range, format_value
 
 BANDS = {"better": "pass", "no_difference": "warn", "worse": "fail", None: "warn"}
@@ -33,9 +33,9 @@ def render_report(summary: dict, model=None) -> str:
 
 
 @lru_cache(maxsize=1)
-def _environment() -> Environment:
-    return Environment(loader=PackageLoader("tunesmith.evaluate", "templates"), autoescape=True,
-                       trim_blocks=True, lstrip_blocks=True)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.PackageLoader("tunesmith.evaluate", "templates"), autoescape=True,
+                              trim_blocks=True, lstrip_blocks=True)
 
 
 @lru_cache(maxsize=1)
@@ -89,7 +89,7 @@ def _curves(model) -> Markup | None:
     if model is None or not model.job_id:
         return None
 
-    rows = job_metrics(model.job_id)
+    rows = queries.job_metrics(model.job_id)
     series = {name: [(r.step, getattr(r, name)) for r in rows if getattr(r, name) is not None]
               for name in CURVE_COLOURS}
     return line_chart_svg({k: v for k, v in series.items() if v}, "Training curves: loss by step")

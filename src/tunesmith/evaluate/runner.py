@@ -28,7 +28,7 @@ from ..errors import BadInputError
 from ..fileio import atomic_write_text
 from ..models.generate import DEFAULT_BATCH_SIZE
 from ..paths import evals_dir
-from ..store.queries import get_dataset_version, list_eval_runs, new_id, record_eval_run
+from ..store import queries
 from . import metrics as m
 from . import stats
 from .decoding import space_scores
@@ -111,7 +111,7 @@ def _training_data(anchor) -> Path:
         raise BadInputError("no data to evaluate on", "name a prepared folder or a file with --data")
     candidates = []
     if anchor.dataset_version:
-        row = get_dataset_version(anchor.dataset_version)
+        row = queries.get_dataset_version(anchor.dataset_version)
         candidates.append(row.path if row else None)
     candidates.append((anchor.lineage or {}).get("data"))
     for folder in candidates:
@@ -214,7 +214,7 @@ def evaluate(model: str, baseline: str | None = "base", data: str | Path | None 
                                                  answers.scores, answers.idx)
     roles = ["model", "baseline"][: len(providers)]
     items = answers.lines(evaluation.examples, roles)
-    eval_id = new_id("ev")
+    eval_id = queries.new_id("ev")
     summary = {
         "id": eval_id, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": model, "model_id": anchor.id if anchor else None, "baseline": providers[1].name if baseline else None,
@@ -244,7 +244,7 @@ def evaluate(model: str, baseline: str | None = "base", data: str | Path | None 
     _write_results(results_path, items, summary_path, summary)
 
     atomic_write_text(report_path, render_report(summary, anchor))
-    record_eval_run(
+    queries.record_eval_run(
         id=eval_id, model_id=summary["model_id"], model_ref=model, baseline_ref=baseline, data_path=evaluation.path,
         dataset_version=evaluation.dataset_version, split=evaluation.split, metrics_kind=scorer.kind,
         examples=len(references), verdict=summary["verdict"], verdict_text=summary["verdict_text"],
@@ -268,7 +268,7 @@ def _decoding(provider: Provider, anchor, resolver: Resolver, examples: list[Exa
                                                                                  answers.references)}
     out = {"space": space.describe(), "mode": "constrained",
            "constrained": space_scores(space, answers.outputs[0], answers.references)}
-    first = anchor is None or not list_eval_runs(anchor.id, limit=1)
+    first = anchor is None or not queries.list_eval_runs(anchor.id, limit=1)
     if first and not free:
         if progress:
             progress(f"the first evaluation of {provider.name}: answering once more without the output space")
@@ -312,7 +312,7 @@ def compare(models: list[str], data: str | Path | None = None, split: str | None
         if i != best:
             entry["against_best"] = stats.compare(headline[0], scores[i], scores[best], idx).to_dict()
         ranking.append(entry)
-    compare_id = new_id("cmp")
+    compare_id = queries.new_id("cmp")
     folder = evals_dir() / compare_id
     results_path, summary_path = folder / RESULTS_FILE, Path(json_out or folder / SUMMARY_FILE).resolve()
     summary = {"id": compare_id, "models": models, "data": evaluation.path, "split": evaluation.split,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
+from ..lazy import numpy as np
 
 from .metrics import Metric
 

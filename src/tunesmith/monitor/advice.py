@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import numpy as np
+from ..lazy import numpy as np
 
 RETUNE_UNCOVERED = 0.15  # share of traffic far from the training data, beyond the expected share
 HORIZON_DAYS = 90

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import numpy as np
+from ..lazy import numpy as np
 
 from .drift import SIMILARITY_CHUNK, vectorizer
 

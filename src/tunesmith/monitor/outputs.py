@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-import numpy as np
+from ..lazy import numpy as np
 
 from ..evaluate.metrics import Scorer, choose_scorer, normalize, template_fields
 

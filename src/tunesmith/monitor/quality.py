@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
+from ..lazy import numpy as np
 
 from ..evaluate.metrics import Scorer, headline_metrics, score_all
 from ..evaluate.stats import wilson_interval
@@ -45,7 +45,7 @@ ALPHA = 0.05
 TOLERANCE = 0.02  # a drop smaller than this (absolute) is not worth a re-tune
 RHO = 12.5  # the mixture's spread: the band is tightest around n = 50 to 500 labels
 # The bets, as shares of the largest allowed (1 / (1 - mu0)): small ones for small drops, large ones for large.
-BET_SHARES = np.array([0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7])
+BET_SHARES = (0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7)
 
 
 def cs_radius(n: np.ndarray | int, alpha: float = ALPHA, rho: float = RHO) -> np.ndarray | float:
@@ -62,7 +62,7 @@ def drop_wealth(values: np.ndarray, mu0: float) -> np.ndarray:
     values = np.asarray(values, dtype=float)
     if mu0 <= 0:
         return np.ones(len(values))  # no drop below zero to find
-    lambdas = BET_SHARES / max(1 - mu0, 1e-9)
+    lambdas = np.array(BET_SHARES) / max(1 - mu0, 1e-9)
     log_factors = np.log1p(np.outer(mu0 - values, lambdas))  # (n, bets); each factor > 0
     return np.exp(np.cumsum(log_factors, axis=0)).mean(axis=1)
 

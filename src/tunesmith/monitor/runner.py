@@ -21,15 +21,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
+from ..lazy import numpy as np
 
 from ..errors import BadInputError, TunesmithError
 from ..evaluate.metrics import choose_scorer
 from ..fileio import atomic_write_text
 from ..paths import monitor_dir
 from ..plan.planner import plan
-from ..store.queries import list_eval_runs, new_id
-from ..store.schema import ModelVersion
+from ..store import queries, schema
 from . import advice, drift
 from .coverage import Coverage, ReferenceIndex, coverage
 from .outputs import OutputProfile
@@ -131,7 +130,7 @@ def monitor(subject: str, since: str = "7d", window: str = "1d", reference: str 
                            uncovered=uncovered, requests=len(traffic.inputs), quality=fresh, trend=trend, cost=cost,
                            now=now)
 
-    run_id = new_id("mon")
+    run_id = queries.new_id("mon")
     folder = monitor_dir() / run_id
     queue_path = folder / QUEUE_FILE
     summary = {
@@ -205,11 +204,11 @@ def _window_quality(windows: list[dict], indices: list[int], scorer, answered: l
             w["quality"] = {"n": int(inside.sum()), "value": float(values[inside].mean())}
 
 
-def _release(model: ModelVersion | None, kind: str) -> tuple[float, str] | None:
+def _release(model: schema.ModelVersion | None, kind: str) -> tuple[float, str] | None:
     """The headline metric of the model's latest evaluation of the same output kind."""
     if model is None:
         return None
-    for run in list_eval_runs(model_id=model.id):
+    for run in queries.list_eval_runs(model_id=model.id):
         rows = (run.summary or {}).get("metrics") or []
         if run.metrics_kind == kind and rows:
             row = rows[0]
@@ -219,7 +218,7 @@ def _release(model: ModelVersion | None, kind: str) -> tuple[float, str] | None:
     return None
 
 
-def _retune_cost(model: ModelVersion | None, ref) -> dict | None:
+def _retune_cost(model: schema.ModelVersion | None, ref) -> dict | None:
     """What a re-tune on the training data would cost on each path (`tunesmith plan`)."""
     if model is None:
         return None

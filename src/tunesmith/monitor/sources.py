@@ -15,9 +15,7 @@ from pathlib import Path
 
 from ..data.dataset import load_dataset
 from ..errors import BadInputError, TunesmithError
-from ..store.deployments import feedback_for
-from ..store.queries import get_dataset_version, get_model, served_traffic
-from ..store.schema import ModelVersion
+from ..store import deployments, queries, schema
 
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -37,7 +35,7 @@ def parse_duration(text: str, what: str) -> timedelta:
 @dataclass
 class Subject:
     name: str  # as the user gave it
-    model: ModelVersion | None  # the registered model whose lineage gives the reference
+    model: schema.ModelVersion | None  # the registered model whose lineage gives the reference
     names: list[str]  # names clients call it by
     model_ids: list[str]  # registry ids whose requests count
 
@@ -54,7 +52,7 @@ class Traffic:
 def find_subject(name: str) -> Subject:
     """A registered model (id, prefix or name), else a deployment: the name clients called."""
     try:
-        model = get_model(name)
+        model = queries.get_model(name)
     except TunesmithError:
         model = None
     if model is not None:
@@ -62,7 +60,7 @@ def find_subject(name: str) -> Subject:
     return Subject(name, None, [name], [])
 
 
-def subject_lineage(subject: Subject, traffic: Traffic) -> ModelVersion | None:
+def subject_lineage(subject: Subject, traffic: Traffic) -> schema.ModelVersion | None:
     """The model whose training data is the reference: the registered one, or for a
     deployment the model that answered its latest request."""
     if subject.model is not None:
@@ -70,14 +68,14 @@ def subject_lineage(subject: Subject, traffic: Traffic) -> ModelVersion | None:
     for model_id in reversed(traffic.model_ids):
         if model_id:
             try:
-                return get_model(model_id)
+                return queries.get_model(model_id)
             except TunesmithError:
                 continue
     return None
 
 
 def load_traffic(subject: Subject, since: datetime, until: datetime) -> Traffic:
-    rows = served_traffic(subject.names, subject.model_ids, since, until)
+    rows = queries.served_traffic(subject.names, subject.model_ids, since, until)
     traffic = Traffic([], [], [], [])
     for time, _, model_id, messages, output, request_id in rows:
         turns = (messages or {}).get("turns") or []
@@ -128,13 +126,13 @@ class Reference:
     prepared: bool  # a `data prepare` folder (plan can cost a re-tune on it)
 
 
-def training_folder(model: ModelVersion | None) -> Path | None:
+def training_folder(model: schema.ModelVersion | None) -> Path | None:
     """Where the model's training data is on this machine, through its lineage, or None."""
     if model is None:
         return None
     candidates = []
     if model.dataset_version:
-        row = get_dataset_version(model.dataset_version)
+        row = queries.get_dataset_version(model.dataset_version)
         candidates.append(row.path if row else None)
     candidates.append((model.lineage or {}).get("data") or (model.spec or {}).get("data"))
     for folder in candidates:
@@ -143,7 +141,7 @@ def training_folder(model: ModelVersion | None) -> Path | None:
     return None
 
 
-def load_reference(path: str | Path | None, model: ModelVersion | None, subject: str) -> Reference:
+def load_reference(path: str | Path | None, model: schema.ModelVersion | None, subject: str) -> Reference:
     """The training split of `path`, or of the data `model` was tuned on."""
     if path is None:
         path = training_folder(model)
@@ -165,7 +163,7 @@ def feedback_labels(traffic: Traffic) -> tuple[list[int], list[str]] | None:
     """Fresh labels from feedback (`POST /v1/feedback` or `tunesmith rollout label`): the correct
     answers given for logged requests, with those requests' indices in `traffic`; None without any."""
     ids = [(i, r) for i, r in enumerate(traffic.request_ids) if r]
-    given = feedback_for([r for _, r in ids])
+    given = deployments.feedback_for([r for _, r in ids])
     matched = [(i, given[r]["answer"]) for i, r in ids if given.get(r, {}).get("answer", "").strip()]
     if not matched:
         return None

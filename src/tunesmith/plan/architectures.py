@@ -14,10 +14,10 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import BadInputError
+from ..lazy import yaml
 
 # The projections PEFT's "all-linear" adapts in a decoder block (every nn.Linear but the output head).
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

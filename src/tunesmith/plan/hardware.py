@@ -14,12 +14,12 @@ import time
 from functools import cache
 from importlib import resources
 
-import yaml
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import BadInputError
 from ..fileio import atomic_write_text
 from ..hardware import cpu_has_bf16, matmul_peak_tflops
+from ..lazy import yaml
 from ..paths import cache_dir
 
 THIS_MACHINE = "this-machine"

@@ -22,7 +22,7 @@ from ..data.output_space import OUTPUT_SPACE_FILE, OutputSpace, dataset_output_s
 from ..errors import BadInputError
 from ..models.catalog import CATALOG
 from ..models.loading import resolve_model
-from ..store.queries import get_model
+from ..store import queries
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class ResolvedModel:
 def resolve(ref: str) -> ResolvedModel:
     """What `ref` names: a registered model, else a base model. Raises BadInputError for neither."""
     try:
-        version = get_model(ref)
+        version = queries.get_model(ref)
     except BadInputError:
         check_base_model(ref)
         return ResolvedModel(ref, LocalWeights(ref))

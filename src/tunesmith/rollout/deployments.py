@@ -21,15 +21,7 @@ from typing import Any
 
 from ..errors import BadInputError
 from ..registry.resolver import resolve
-from ..store.db import session_scope
-from ..store.deployments import (
-    add_decision,
-    add_deployment_event,
-    find_deployment,
-    get_deployment,
-)
-from ..store.queries import get_model, new_id, set_model_stage
-from ..store.schema import DEPLOYMENT_MODES, Deployment, ModelVersion, RolloutDecision
+from ..store import db, deployments, queries, schema
 from .sequential import DEFAULT_ALPHA, DEFAULT_PLANNED_N
 
 METRICS = ("auto", "answer", "score", "thumbs")
@@ -95,35 +87,35 @@ def model_ref(ref: str) -> str:
     return resolved.version.id if resolved.version is not None else ref
 
 
-def create_deployment(name: str, production: str) -> Deployment:
+def create_deployment(name: str, production: str) -> schema.Deployment:
     if not _NAME.fullmatch(name or "") or name.startswith("mv-"):
         raise BadInputError(f"{name!r} cannot name a deployment",
                             "use letters, digits, '.', '_' and '-' (at most 64), not starting with 'mv-'")
     ref = model_ref(production)
-    with session_scope() as s:
-        if find_deployment(name, session=s) is not None:
+    with db.session_scope() as s:
+        if deployments.find_deployment(name, session=s) is not None:
             raise BadInputError(f"the deployment {name!r} exists already",
                                 f"`tunesmith rollout start {name} --candidate MODEL` tries a new model on it")
-        deployment = Deployment(name=name, production=ref, percent=0.0, settings={"seed": secrets.token_hex(8)},
-                                status="idle")
+        deployment = schema.Deployment(name=name, production=ref, percent=0.0,
+                                       settings={"seed": secrets.token_hex(8)}, status="idle")
         s.add(deployment)
-        add_deployment_event(s, deployment, "create", f"created, serving {ref}")
+        deployments.add_deployment_event(s, deployment, "create", f"created, serving {ref}")
         return deployment
 
 
 def start_rollout(name: str, candidate: str, mode: str, percent: float | None = None,
-                  settings: RolloutSettings | None = None) -> Deployment:
+                  settings: RolloutSettings | None = None) -> schema.Deployment:
     """Start trying `candidate` on a deployment: mode shadow (percent: share of requests mirrored,
     default 100) or ab (percent: share of subjects on the candidate, default 10)."""
-    if mode not in DEPLOYMENT_MODES:
-        raise BadInputError(f"unknown mode {mode!r}", f"use one of: {', '.join(DEPLOYMENT_MODES)}")
+    if mode not in schema.DEPLOYMENT_MODES:
+        raise BadInputError(f"unknown mode {mode!r}", f"use one of: {', '.join(schema.DEPLOYMENT_MODES)}")
     percent = (100.0 if mode == "shadow" else 10.0) if percent is None else float(percent)
     if not 0 <= percent <= 100:
         raise BadInputError(f"--percent must be from 0 to 100 (got {percent:g})")
     checked = (settings or RolloutSettings()).checked()
     ref = model_ref(candidate)
-    with session_scope() as s:
-        deployment = get_deployment(name, session=s)
+    with db.session_scope() as s:
+        deployment = deployments.get_deployment(name, session=s)
         if deployment.status == "running":
             raise BadInputError(f"a rollout of {deployment.candidate} is already running on {name!r}",
                                 f"promote, roll back or stop it first (`tunesmith rollout stop {name}`)")
@@ -133,51 +125,51 @@ def start_rollout(name: str, candidate: str, mode: str, percent: float | None = 
         deployment.settings = {"seed": deployment.settings.get("seed") or secrets.token_hex(8), **checked}
         deployment.status = "running"
         deployment.rollout_id = _fresh_rollout_id()
-        add_deployment_event(s, deployment, "start", f"{mode} rollout of {ref} ({percent:g}%)")
+        deployments.add_deployment_event(s, deployment, "start", f"{mode} rollout of {ref} ({percent:g}%)")
         return deployment
 
 
-def stop_rollout(name: str) -> Deployment:
+def stop_rollout(name: str) -> schema.Deployment:
     """End the rollout without a decision: the name serves production only."""
-    with session_scope() as s:
+    with db.session_scope() as s:
         deployment = _running(s, name)
         candidate = deployment.candidate
         _end(deployment)
-        add_deployment_event(s, deployment, "stop", f"stopped the rollout of {candidate}")
+        deployments.add_deployment_event(s, deployment, "stop", f"stopped the rollout of {candidate}")
         return deployment
 
 
 def promote(name: str, *, sentence: str | None = None, evidence: dict[str, Any] | None = None,
-            automatic: bool = False) -> RolloutDecision:
+            automatic: bool = False) -> schema.RolloutDecision:
     """The candidate becomes the production model: of the deployment, and in the registry (the old
     production model moves to staging, the candidate to production)."""
-    with session_scope() as s:
+    with db.session_scope() as s:
         deployment = _running(s, name)
         decision = _decide(s, deployment, "promote", sentence or f"promoted {deployment.candidate} by hand",
                            evidence, automatic)
         old, new = _version(s, deployment.production), _version(s, deployment.candidate)
         if old is not None and old.stage == "production":
-            set_model_stage(old.id, "staging", session=s)
+            queries.set_model_stage(old.id, "staging", session=s)
         if new is not None:
-            set_model_stage(new.id, "production", session=s)  # refused if another model of its family is there
+            queries.set_model_stage(new.id, "production", session=s)  # refused if another model of its family is there
         deployment.production = deployment.candidate
         _end(deployment)
-        add_deployment_event(s, deployment, "promote", decision.sentence)
+        deployments.add_deployment_event(s, deployment, "promote", decision.sentence)
         return decision
 
 
 def rollback(name: str, *, sentence: str | None = None, evidence: dict[str, Any] | None = None,
-             automatic: bool = False) -> RolloutDecision:
+             automatic: bool = False) -> schema.RolloutDecision:
     """Drop the candidate: the name serves production only, and the candidate is archived in the registry."""
-    with session_scope() as s:
+    with db.session_scope() as s:
         deployment = _running(s, name)
         decision = _decide(s, deployment, "rollback", sentence or f"rolled back {deployment.candidate} by hand",
                            evidence, automatic)
         new = _version(s, deployment.candidate)
         if new is not None and new.stage != "production":
-            set_model_stage(new.id, "archived", session=s)
+            queries.set_model_stage(new.id, "archived", session=s)
         _end(deployment)
-        add_deployment_event(s, deployment, "rollback", decision.sentence)
+        deployments.add_deployment_event(s, deployment, "rollback", decision.sentence)
         return decision
 
 
@@ -195,37 +187,38 @@ def mirrored(seed: str, request_id: str, percent: float) -> bool:
 
 
 def _fresh_rollout_id() -> str:
-    return f"ro-{new_id('x')[2:]}"
+    return f"ro-{queries.new_id('x')[2:]}"
 
 
-def _running(s, name: str) -> Deployment:
-    deployment = get_deployment(name, session=s)
+def _running(s, name: str) -> schema.Deployment:
+    deployment = deployments.get_deployment(name, session=s)
     if deployment.status != "running":
         raise BadInputError(f"no rollout is running on {name!r}",
                             f"`tunesmith rollout start {name} --candidate MODEL --mode shadow|ab` starts one")
     return deployment
 
 
-def _end(deployment: Deployment) -> None:
+def _end(deployment: schema.Deployment) -> None:
     deployment.candidate, deployment.mode, deployment.percent, deployment.status = None, None, 0.0, "idle"
 
 
-def _version(s, ref: str | None) -> ModelVersion | None:
+def _version(s, ref: str | None) -> schema.ModelVersion | None:
     if ref is None:
         return None
     try:
-        return get_model(ref, session=s)
+        return queries.get_model(ref, session=s)
     except BadInputError:
         return None  # a base model: no registry row, no stage
 
 
-def _decide(s, deployment: Deployment, decision: str, sentence: str, evidence: dict[str, Any] | None,
-            automatic: bool) -> RolloutDecision:
+def _decide(s, deployment: schema.Deployment, decision: str, sentence: str, evidence: dict[str, Any] | None,
+            automatic: bool) -> schema.RolloutDecision:
     old, new = _version(s, deployment.production), _version(s, deployment.candidate)
-    return add_decision(s, deployment=deployment.name, rollout_id=deployment.rollout_id, decision=decision,
-                        automatic=automatic, production=deployment.production, candidate=deployment.candidate,
-                        production_model_id=old.id if old else None, candidate_model_id=new.id if new else None,
-                        sentence=sentence, evidence=evidence)
+    return deployments.add_decision(
+        s, deployment=deployment.name, rollout_id=deployment.rollout_id, decision=decision, automatic=automatic,
+        production=deployment.production, candidate=deployment.candidate,
+        production_model_id=old.id if old else None, candidate_model_id=new.id if new else None,
+        sentence=sentence, evidence=evidence)
 
 
 __all__ = ["GUARDRAILS", "METRICS", "RolloutSettings", "assign_arm", "create_deployment", "mirrored", "model_ref",

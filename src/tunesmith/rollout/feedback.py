@@ -11,13 +11,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from ..data.json_lines import json_lines
 from ..errors import BadInputError
-from ..store.db import session_scope
-from ..store.deployments import add_feedback, get_deployment
-from ..store.schema import ServedRequest
+from ..store import db, deployments
 
 _THUMBS = {"up": 1, "down": 0, 1: 1, 0: 0, -1: 0}  # True and False hash as 1 and 0
 FIELDS = ("request_id", "score", "thumbs", "answer", "label")
@@ -60,29 +56,26 @@ def feedback_row(body: Any, where: str = "feedback") -> dict[str, Any]:
 def record_feedback(body: dict[str, Any], source: str = "api") -> dict[str, Any]:
     """Store one piece of feedback; BadInputError for a bad body or a request id the server never gave."""
     row = {**feedback_row(body), "source": source}
-    add_feedback([row])
+    deployments.add_feedback([row])
     return row
 
 
 def import_labels(deployment: str, path: str | Path) -> int:
     """Store every line of a JSONL file as feedback on requests to `deployment`; all or nothing."""
-    get_deployment(deployment)  # an unknown deployment is bad input before the file is read
+    deployments.get_deployment(deployment)  # an unknown deployment is bad input before the file is read
     rows, place_of = [], {}
     for where, body in json_lines(path):
         rows.append({**feedback_row(body, where), "source": "import"})
         place_of.setdefault(rows[-1]["request_id"], where)
     if not rows:
         raise BadInputError(f"{path}: no labels in the file", 'one JSON object a line: {"request_id": ..., "label": ...}')
-    with session_scope() as s:
-        ids, owners = list(place_of), {}
-        for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
-            owners.update(s.execute(select(ServedRequest.request_id, ServedRequest.deployment)
-                                    .where(ServedRequest.request_id.in_(ids[start:start + 500]))).all())
+    with db.session_scope() as s:
+        owners = deployments.request_deployments(list(place_of), session=s)
         for request_id, where in place_of.items():
             if request_id not in owners:
                 raise BadInputError(f"{where}: no served request with the id {request_id!r}",
                                     "labels name the request id the server answered with")
             if owners[request_id] != deployment:
                 raise BadInputError(f"{where}: the request {request_id!r} was not made to {deployment!r}")
-        add_feedback(rows, session=s)
+        deployments.add_feedback(rows, session=s)
     return len(rows)

@@ -26,15 +26,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+from ..lazy import numpy as np
 
 from ..data.checks.format_drift import dominant_signature, template_from_signature
 from ..errors import BadInputError
 from ..evaluate.human.results import task_results
 from ..evaluate.metrics import choose_scorer, score
-from ..store.deployments import feedback_for, get_deployment, rollout_requests
-from ..store.queries import get_model, list_rating_tasks, task_ratings
-from ..store.schema import Deployment, ServedRequest
+from ..store import deployments, queries, schema
 from . import deployments as deployments_module
 from .sequential import (
     MIN_N,
@@ -87,14 +85,14 @@ class GateResult:
 
 def gate(name: str) -> GateResult:
     """What the gate says about the rollout running on `name`, in one sentence with its numbers."""
-    deployment = get_deployment(name)
+    deployment = deployments.get_deployment(name)
     if deployment.status != "running":
         return GateResult(name, "idle", f"{name} serves {deployment.production}; no rollout is running.")
     # Answers logged without text (a server run with --no-log) cannot be scored: they count for
     # the guardrails but not for quality.
-    rows = rollout_requests(deployment.rollout_id)
+    rows = deployments.rollout_requests(deployment.rollout_id)
     caller = [r for r in rows if r.route in ("production", "candidate")]
-    feedback = feedback_for([r.request_id for r in caller if r.request_id])
+    feedback = deployments.feedback_for([r.request_id for r in caller if r.request_id])
     production = [r for r in rows if r.route == "production"]
     candidate = [r for r in rows if r.route in ("candidate", "shadow")]
     settings = deployment.settings
@@ -128,9 +126,9 @@ def apply_gate(name: str) -> GateResult:
 
 def _human_verdict(rollout_id: str) -> dict[str, Any] | None:
     """The newest rating task of this rollout's shadow pairs with ratings (`tunesmith rollout rate`)."""
-    for task in list_rating_tasks(limit=1000):
+    for task in queries.list_rating_tasks(limit=1000):
         source = (task.settings or {}).get("source")
-        if isinstance(source, dict) and source.get("rollout") == rollout_id and task_ratings(task.id):
+        if isinstance(source, dict) and source.get("rollout") == rollout_id and queries.task_ratings(task.id):
             results = task_results(task.id, resamples=1000)
             return {"task": task.id, "verdict_text": results["verdict_text"], "pairwise": results["pairwise"]}
     return None
@@ -139,8 +137,9 @@ def _human_verdict(rollout_id: str) -> dict[str, Any] | None:
 # --- Quality --------------------------------------------------------------------------
 
 
-def _quality(deployment: Deployment, production: list[ServedRequest], candidate: list[ServedRequest],
-             feedback: dict[str, dict[str, Any]]) -> tuple[Interval | None, str, str, int]:
+def _quality(deployment: schema.Deployment, production: list[schema.ServedRequest],
+             candidate: list[schema.ServedRequest], feedback: dict[str, dict[str, Any]],
+             ) -> tuple[Interval | None, str, str, int]:
     """The quality difference, the metric's name, the unit counted (pairs, requests), and how many were labeled."""
     settings = deployment.settings
     metric = settings.get("metric", "auto")
@@ -178,11 +177,11 @@ def _quality(deployment: Deployment, production: list[ServedRequest], candidate:
     return interval, name, "requests", len(labeled)
 
 
-def _scorable(request: ServedRequest) -> bool:
+def _scorable(request: schema.ServedRequest) -> bool:
     return request.status_code != 200 or request.output_text is not None
 
 
-def _answer_value(scorer, request: ServedRequest, answer: str) -> float:
+def _answer_value(scorer, request: schema.ServedRequest, answer: str) -> float:
     if request.status_code != 200 or request.output_text is None:
         return 0.0  # no answer is a wrong answer
     return float(score(scorer, request.output_text, answer)[_HEADLINE[scorer.kind]])
@@ -195,8 +194,8 @@ def _metric_name(kind: str) -> str:
 # --- Guardrails -----------------------------------------------------------------------
 
 
-def _guardrails(tolerances: dict[str, float], production: list[ServedRequest], candidate: list[ServedRequest],
-                settings: dict[str, Any]) -> list[Guardrail]:
+def _guardrails(tolerances: dict[str, float], production: list[schema.ServedRequest],
+                candidate: list[schema.ServedRequest], settings: dict[str, Any]) -> list[Guardrail]:
     alpha, planned_n = settings.get("alpha", 0.05), settings.get("planned_n", 1000)
     answered = [[r for r in rows if r.status_code == 200] for rows in (production, candidate)]
     out = []
@@ -220,7 +219,7 @@ def _guardrails(tolerances: dict[str, float], production: list[ServedRequest], c
     return out
 
 
-def _latency_guardrail(tolerance: float, production: list[ServedRequest], candidate: list[ServedRequest],
+def _latency_guardrail(tolerance: float, production: list[schema.ServedRequest], candidate: list[schema.ServedRequest],
                        alpha: float, planned_n: int) -> Guardrail:
     latencies = [r.latency_s for r in production if r.latency_s is not None]
     if len(latencies) < MIN_N or len(candidate) < 2:
@@ -234,7 +233,7 @@ def _latency_guardrail(tolerance: float, production: list[ServedRequest], candid
                      f"requests over {threshold:.3f} s")
 
 
-def _format_guardrail(tolerance: float, production: list[ServedRequest], candidate: list[ServedRequest],
+def _format_guardrail(tolerance: float, production: list[schema.ServedRequest], candidate: list[schema.ServedRequest],
                       alpha: float, planned_n: int) -> Guardrail:
     dominant = dominant_signature([r.output_text or "" for r in production])
     if dominant is None:
@@ -245,8 +244,8 @@ def _format_guardrail(tolerance: float, production: list[ServedRequest], candida
                      f"template: {template.describe()}")
 
 
-def _sample_ratio(deployment: Deployment, production: list[ServedRequest],
-                  candidate: list[ServedRequest]) -> dict[str, Any]:
+def _sample_ratio(deployment: schema.Deployment, production: list[schema.ServedRequest],
+                  candidate: list[schema.ServedRequest]) -> dict[str, Any]:
     """χ² of the subjects seen on each side against the configured split."""
     subjects = [len({r.subject for r in rows}) for rows in (production, candidate)]
     share = deployment.percent / 100
@@ -258,8 +257,8 @@ def _sample_ratio(deployment: Deployment, production: list[ServedRequest],
 # --- The decision and its sentence ----------------------------------------------------
 
 
-def _decide(deployment: Deployment, quality: Interval | None, metric: str, unit: str, guardrails: list[Guardrail],
-            evidence: dict[str, Any], requests: int) -> tuple[str, str]:
+def _decide(deployment: schema.Deployment, quality: Interval | None, metric: str, unit: str,
+            guardrails: list[Guardrail], evidence: dict[str, Any], requests: int) -> tuple[str, str]:
     delta = deployment.settings.get("delta", 0.0)
     level = 1 - deployment.settings.get("alpha", 0.05)
     names = f"{model_label(deployment.candidate)} − {model_label(deployment.production)}"
@@ -297,7 +296,7 @@ def _decide(deployment: Deployment, quality: Interval | None, metric: str, unit:
 def model_label(ref: str) -> str:
     """A model as people name it: its registry alias when it has one."""
     try:
-        return get_model(ref).name or ref
+        return queries.get_model(ref).name or ref
     except BadInputError:
         return ref
 

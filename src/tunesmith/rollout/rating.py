@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from ..errors import BadInputError
 from ..evaluate.human.tasks import CreatedTask, create_task
-from ..store.deployments import get_deployment, rollout_requests
+from ..store import deployments
 from .gate import model_label
 
 
 def rate_shadow_pairs(name: str, raters: list[str], *, items: int | None = None, mode: str = "pairwise",
                       overlap: float = 0.2, seed: int = 0, link_base: str | None = None) -> CreatedTask:
     """A rating task from the running shadow rollout's answered pairs (at most `items`, seeded)."""
-    deployment = get_deployment(name)
+    deployment = deployments.get_deployment(name)
     if deployment.status != "running" or deployment.mode != "shadow":
         raise BadInputError(f"no shadow rollout is running on {name!r}",
                             f"`tunesmith rollout start {name} --candidate MODEL --mode shadow` starts one")
-    rows = rollout_requests(deployment.rollout_id)
+    rows = deployments.rollout_requests(deployment.rollout_id)
     shadows = {r.pair_id: r for r in rows if r.route == "shadow" and r.status_code == 200 and r.output_text is not None}
     inputs = []
     for row in rows:

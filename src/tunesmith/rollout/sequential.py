@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
+from ..lazy import numpy as np
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_PLANNED_N = 1000  # labeled observations where the intervals are tightest

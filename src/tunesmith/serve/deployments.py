@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import TunesmithError
 from ..rollout.deployments import assign_arm, mirrored
 from ..rollout.gate import apply_gate
-from ..store.deployments import list_deployments
+from ..store import deployments
 from .models import ServedModel, resolve_model_name
 
 
@@ -80,7 +80,7 @@ class DeploymentRouter:
     def refresh(self) -> None:
         """Read every deployment again; one whose models cannot be resolved keeps its last routes."""
         live = {}
-        for row in list_deployments():
+        for row in deployments.list_deployments():
             try:
                 live[row.name] = LiveDeployment(
                     name=row.name, production=self._model(row.production),

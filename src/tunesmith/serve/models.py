@@ -26,7 +26,7 @@ from ..hardware import inference_device
 from ..models.catalog import DEFAULT_BASE_MODEL
 from ..models.loading import check_inference_weights, load_for_inference, load_tokenizer
 from ..registry.resolver import RemoteEndpoint, ResolvedModel, resolve, resolve_version
-from ..store.queries import list_models
+from ..store import queries
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -70,7 +70,7 @@ def default_models() -> tuple[list[ServedModel], list[str]]:
     on this machine or an endpoint on Vertex AI; and why each other registered model was left out."""
     models = [ServedModel(name=DEFAULT_BASE_MODEL, names=(DEFAULT_BASE_MODEL,), base=DEFAULT_BASE_MODEL)]
     skipped = []
-    for version in list_models(limit=1000):
+    for version in queries.list_models(limit=1000):
         try:
             models.append(served(resolve_version(version)))
         except BadInputError as exc:

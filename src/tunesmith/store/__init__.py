@@ -1,92 +1,22 @@
 """The state store: one SQL database for dataset versions, jobs, their events and
-metrics, and the model registry. See docs/store.md.
+metrics, the model registry, evaluations, ratings and deployments. See docs/store.md.
 
-Importing this package imports SQLAlchemy; the CLI imports it only in commands that need it.
+Its modules load on first use (`tunesmith.lazy`), so importing a floor that uses the store
+does not import SQLAlchemy: write `from ..store import queries` and call `queries.get_job(...)`.
+
+    db            where the database is and how to open it (sessions, the engine)
+    schema        the tables, as SQLAlchemy mapped classes
+    migrations    how a database is brought up to date
+    queries       reading and writing: one small function per thing a caller wants to do
+    deployments   the same for deployments, their decisions, feedback and routed requests
 """
 
 from __future__ import annotations
 
-from .db import database_url, get_engine, session_scope, tunesmith_home
-from .queries import (
-    add_event,
-    add_metrics,
-    add_served_requests,
-    create_job,
-    eval_items,
-    get_dataset_version,
-    get_eval_run,
-    get_job,
-    JobStateError,
-    get_model,
-    job_events,
-    job_metrics,
-    list_eval_runs,
-    list_jobs,
-    list_models,
-    list_served_requests,
-    new_id,
-    record_dataset_version,
-    record_eval_run,
-    register_model,
-    set_job_fields,
-    set_model_stage,
-    transition_job,
-)
-from .schema import (
-    FINISHED_JOB_STATUSES,
-    JOB_BACKENDS,
-    JOB_STATUSES,
-    METRIC_COLUMNS,
-    MODEL_STAGES,
-    DatasetVersion,
-    EvalItem,
-    EvalRun,
-    Job,
-    JobEvent,
-    ModelVersion,
-    ServedRequest,
-    StepMetrics,
-)
+from ..lazy import lazy_module
 
-__all__ = [
-    "JobStateError",
-    "FINISHED_JOB_STATUSES",
-    "JOB_BACKENDS",
-    "JOB_STATUSES",
-    "METRIC_COLUMNS",
-    "MODEL_STAGES",
-    "DatasetVersion",
-    "EvalItem",
-    "EvalRun",
-    "Job",
-    "JobEvent",
-    "ModelVersion",
-    "ServedRequest",
-    "StepMetrics",
-    "add_event",
-    "add_metrics",
-    "add_served_requests",
-    "create_job",
-    "database_url",
-    "eval_items",
-    "get_dataset_version",
-    "get_engine",
-    "get_eval_run",
-    "get_job",
-    "get_model",
-    "job_events",
-    "job_metrics",
-    "list_eval_runs",
-    "list_jobs",
-    "list_models",
-    "list_served_requests",
-    "new_id",
-    "record_dataset_version",
-    "record_eval_run",
-    "register_model",
-    "session_scope",
-    "set_model_stage",
-    "tunesmith_home",
-    "set_job_fields",
-    "transition_job",
-]
+db = lazy_module(f"{__name__}.db")
+schema = lazy_module(f"{__name__}.schema")
+migrations = lazy_module(f"{__name__}.migrations")
+queries = lazy_module(f"{__name__}.queries")
+deployments = lazy_module(f"{__name__}.deployments")

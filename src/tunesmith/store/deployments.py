@@ -84,13 +84,15 @@ class UnknownRequestError(BadInputError):
     """Feedback names a request id no served request carries."""
 
 
-def known_request_ids(request_ids: list[str], *, session: Session | None = None) -> set[str]:
-    """Those of `request_ids` that a served request carries."""
-    found: set[str] = set()
+def request_deployments(request_ids: list[str], *, session: Session | None = None) -> dict[str, str | None]:
+    """The deployment each of `request_ids` was made to (None: a model called by name); ids no
+    served request carries are left out."""
+    found: dict[str, str | None] = {}
     with _using(session) as s:
         for start in range(0, len(request_ids), 500):  # stay under SQLite's bound-parameter limit
             chunk = request_ids[start:start + 500]
-            found.update(s.scalars(select(ServedRequest.request_id).where(ServedRequest.request_id.in_(chunk))))
+            found.update(s.execute(select(ServedRequest.request_id, ServedRequest.deployment)
+                                   .where(ServedRequest.request_id.in_(chunk))).all())
     return found
 
 
@@ -99,7 +101,8 @@ def add_feedback(rows: list[dict[str, Any]], *, session: Session | None = None) 
     known, else nothing is stored."""
     with _using(session) as s:
         ids = sorted({row["request_id"] for row in rows})
-        missing = [i for i in ids if i not in known_request_ids(ids, session=s)]
+        known = request_deployments(ids, session=s)
+        missing = [i for i in ids if i not in known]
         if missing:
             shown = ", ".join(missing[:5]) + (", …" if len(missing) > 5 else "")
             raise UnknownRequestError(f"no served request with the id {shown}",

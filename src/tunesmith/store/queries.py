@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import BadInputError, TunesmithError
@@ -555,13 +556,21 @@ def add_rating(assignment: RatingAssignment, item: RatingItem, *, choice: str | 
     with _using(session) as s:
         taken = s.scalars(select(Rating.id).where(Rating.assignment_id == assignment.id)).first()
         if taken is not None:
-            raise BadInputError("this item was rated already", "reload the page to get the next item")
+            raise RatedTwiceError()
         row = Rating(task_id=assignment.task_id, assignment_id=assignment.id, rater_id=assignment.rater_id,
                      item_id=item.id, left_model=left, right_model=right, choice=choice, left_score=left_score,
                      right_score=right_score, comment=comment)
         s.add(row)
-        s.flush()
+        try:
+            s.flush()
+        except IntegrityError as exc:  # the same rating sent twice at once: the unique assignment refuses one
+            raise RatedTwiceError() from exc
         return row
+
+
+class RatedTwiceError(BadInputError):
+    def __init__(self) -> None:
+        super().__init__("this item was rated already", "reload the page to get the next item")
 
 
 # --- Pages: the web app's reads (a page of rows and the total that match) -----------

@@ -8,10 +8,10 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-import yaml
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import BadInputError
+from ..lazy import yaml
 
 DEFAULT_TARGET = "local/smollm2-135m-instruct"
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from types import MethodType
 
-import numpy as np
+from ..lazy import numpy as np
 import torch
 import torch.nn.functional as F
 # This module is imported only when a model is built for training, so transformers is loaded by then.

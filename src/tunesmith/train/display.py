@@ -3,20 +3,24 @@ job at Vertex AI, which reports minutes apart, one line per step and per change.
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from ..lazy import lazy_module
+
+# rich loads when a display is made, not when the API is imported.
+rich_console = lazy_module("rich.console")
+rich_markup = lazy_module("rich.markup")
+rich_progress = lazy_module("rich.progress")
 
 
 class TrainingDisplay:
-    def __init__(self, console: Console | None = None):
-        self.console = console or Console(stderr=True)
-        self.progress = Progress(
-            TextColumn("step {task.completed}/{task.total}"),
-            BarColumn(),
-            TextColumn("epoch {task.fields[epoch]:.2f}"),
-            TimeRemainingColumn(),
-            TextColumn("train {task.fields[train]}  val {task.fields[val]}  {task.fields[speed]} tok/s"),
-            TimeElapsedColumn(),
+    def __init__(self, console: rich_console.Console | None = None):
+        self.console = console or rich_console.Console(stderr=True)
+        self.progress = rich_progress.Progress(
+            rich_progress.TextColumn("step {task.completed}/{task.total}"),
+            rich_progress.BarColumn(),
+            rich_progress.TextColumn("epoch {task.fields[epoch]:.2f}"),
+            rich_progress.TimeRemainingColumn(),
+            rich_progress.TextColumn("train {task.fields[train]}  val {task.fields[val]}  {task.fields[speed]} tok/s"),
+            rich_progress.TimeElapsedColumn(),
             console=self.console,
             transient=False,
         )
@@ -52,14 +56,12 @@ class TrainingDisplay:
 
 
 class RemoteDisplay:
-    def __init__(self, console: Console | None = None):
-        self.console = console or Console(stderr=True)
+    def __init__(self, console: rich_console.Console | None = None):
+        self.console = console or rich_console.Console(stderr=True)
 
     def __call__(self, row: dict) -> None:
-        from rich.markup import escape
-
         if "event" in row:
-            self.console.print(f"[dim]{row['event']}:[/dim] {escape(row['message'])}", highlight=False)
+            self.console.print(f"[dim]{row['event']}:[/dim] {rich_markup.escape(row['message'])}", highlight=False)
             return
         total = f"/{row['max_steps']}" if row.get("max_steps") else ""
         self.console.print(f"epoch {row['epoch']}, step {row['step']}{total}", highlight=False)

@@ -23,15 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from ..data.output_space import OUTPUT_SPACE_FILE, dataset_output_space
 from ..errors import BadInputError, TunesmithError
 from ..fileio import atomic_write_text
+from ..lazy import yaml
 from ..paths import runs_dir
-from ..store import queries
-from ..store.db import session_scope
-from ..store.schema import FINISHED_JOB_STATUSES
+from ..store import db, queries, schema
 from .backends import Backend, TrainedModel, Update, backend_for
 from .backends.local import LocalBackend
 from .recorder import LOG_FILE, Display, Recorder
@@ -112,7 +109,7 @@ def _drive(job, spec: TrainSpec, backend: Backend, recorder: Recorder, *, resume
     try:
         for update in backend.start(job, spec, recorder, resume=resume, detach=detach):
             job = _apply(job, update, recorder)
-        if not detach and job.status not in FINISHED_JOB_STATUSES:
+        if not detach and job.status not in schema.FINISHED_JOB_STATUSES:
             for update in backend.follow(job, spec, recorder, resume=resume):
                 job = _apply(job, update, recorder)
     except TunesmithError as exc:
@@ -128,17 +125,17 @@ def _drive(job, spec: TrainSpec, backend: Backend, recorder: Recorder, *, resume
 def _apply(job, update: Update, recorder: Recorder):
     """Bring the job's row to `update`: the one place a job changes state and a model is registered."""
     job = queries.get_job(job.id)  # another process (a `jobs show`, a cancel) may have moved it meanwhile
-    if job.status in FINISHED_JOB_STATUSES:
+    if job.status in schema.FINISHED_JOB_STATUSES:
         return job
     if update.status == job.status:
         return queries.set_job_fields(job.id, **update.fields) if update.fields else job
-    fields = {**update.fields, **({"pid": None} if update.status in FINISHED_JOB_STATUSES else {})}
+    fields = {**update.fields, **({"pid": None} if update.status in schema.FINISHED_JOB_STATUSES else {})}
     if update.status != "succeeded":
         if update.error:
             recorder.log.info("%s: %s", update.stop_reason or update.status, update.error)
         return queries.transition_job(job.id, update.status, stop_reason=update.stop_reason, error=update.error,
                                       **fields)
-    with session_scope() as session:  # the state and the registration together, or neither
+    with db.session_scope() as session:  # the state and the registration together, or neither
         done = queries.transition_job(job.id, "succeeded", stop_reason=update.stop_reason, session=session, **fields)
         model = _register(done, update.model, recorder, session)
     recorder.event("registered", f"registered model {model.id}" + (f": endpoint {model.remote_endpoint}"
@@ -187,7 +184,7 @@ def _output_space(job, trained: TrainedModel) -> dict | None:
 def refresh(job, remote: bool = True):
     """Bring a job that has not ended up to date: a local job whose process is gone died without
     saying so; a managed job is polled at Vertex AI (unless `remote` is False)."""
-    if job.status in FINISHED_JOB_STATUSES:
+    if job.status in schema.FINISHED_JOB_STATUSES:
         return job
     recorder = Recorder(job.id, job.run_dir)
     update = backend_for(job.backend).refresh(job, recorder, remote=remote)
@@ -221,7 +218,7 @@ def cancel_job(id_or_prefix: str):
     """Stop a job cleanly: a local run saves a checkpoint and records `cancelled`; Vertex AI is
     asked to cancel, which it does a little later."""
     job = get_job(id_or_prefix)
-    if job.status in FINISHED_JOB_STATUSES:
+    if job.status in schema.FINISHED_JOB_STATUSES:
         raise BadInputError(f"job {job.id} has already ended ({job.status})")
     recorder = Recorder(job.id, job.run_dir)
     update = backend_for(job.backend).cancel(job, recorder)

@@ -58,11 +58,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..data.output_space import dataset_output_space
 from ..errors import BadInputError, TunesmithError
+from ..lazy import yaml
 from ..targets import Target, load_target, target_names
 from .accelerate import resolve_config_name
 

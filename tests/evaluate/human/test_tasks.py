@@ -17,14 +17,14 @@ from tunesmith.cli import app
 from tunesmith.errors import BadInputError
 from tunesmith.evaluate.human import create_task, export_ratings, human_verdict, next_item, submit, task_results
 from tunesmith.evaluate.human.errors import AlreadyRatedError, ClosedLinkError, RatingError, UnknownLinkError
-from tunesmith.store import get_engine, queries, session_scope
+from tunesmith.store import db, queries
 from tunesmith.store.schema import RatingTask
 
 RATING_TABLES = ("rating_tasks", "rating_items", "raters", "rating_assignments", "ratings")
 
 
 def _row_counts() -> dict[str, int]:
-    with get_engine().connect() as conn:
+    with db.get_engine().connect() as conn:
         return {t: conn.execute(sa.text(f"SELECT COUNT(*) FROM {t}")).scalar() for t in RATING_TABLES}
 
 
@@ -94,11 +94,11 @@ def test_links_refuse_unknown_tokens_closed_and_expired_tasks():
     ana, ben = (_token(link) for _, link in created.links)
     with pytest.raises(UnknownLinkError):
         next_item("not-a-token")
-    with session_scope() as s:
+    with db.session_scope() as s:
         s.get(RatingTask, created.task.id).expires_at = queries.utc_now() - timedelta(seconds=1)
     with pytest.raises(ClosedLinkError, match="expired"):
         next_item(ana)
-    with session_scope() as s:
+    with db.session_scope() as s:
         s.get(RatingTask, created.task.id).expires_at = None
     assert next_item(ben)["item"] is not None
     queries.close_rating_task(created.task.id)
@@ -200,7 +200,7 @@ def test_export_writes_every_rating_unblinded_as_csv_and_jsonl(tmp_path):
 def test_cli_create_show_list_export_close_and_models_show(tmp_path):
     model = queries.register_model(base_model="tiny", method="lora", spec={}, name="tiny-v1")
     run = eval_run_with_outputs(8)
-    with session_scope() as s:
+    with db.session_scope() as s:
         s.get(queries.EvalRun, run).model_id = model.id
     runner = CliRunner()
     out = runner.invoke(app, ["rate", "create", run, "--raters", "ana,ben", "--json"])
@@ -235,7 +235,7 @@ def test_three_models_get_bradley_terry_and_power_advice_per_pair():
 
     created = create_task(eval_run=eval_run_with_outputs(12), raters=["ana"], mode="pairwise")
     # A third model's outputs, as if generated: one more pair per input (model vs third, baseline vs third).
-    with session_scope() as s:
+    with db.session_scope() as s:
         task = s.get(RatingTask, created.task.id)
         task.models = {"keys": ["model", "baseline", "third"],
                        "labels": {"model": "zebra-tuned-7", "baseline": "okapi-base-3", "third": "lynx-9"}}

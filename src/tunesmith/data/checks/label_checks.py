@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-import numpy as np
+from ...lazy import numpy as np
 
 from ..example import Example, full_input
 from ..findings import Finding, about

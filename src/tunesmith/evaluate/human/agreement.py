@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Sequence
 
-import numpy as np
+from ...lazy import numpy as np
 
 RELIABLE, TENTATIVE = 0.8, 0.667
 LEVELS = ("nominal", "ordinal", "interval")

@@ -18,7 +18,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-import numpy as np
+from ...lazy import numpy as np
 
 from ..stats import ALPHA, RESAMPLES, SEED, percentile_interval, wilson_interval
 

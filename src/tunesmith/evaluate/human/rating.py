@@ -8,11 +8,7 @@ module, so the page cannot give away which model wrote what.
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
-
-from ...store import queries
-from ...store.db import session_scope
-from ...store.schema import PAIRWISE_CHOICES, Rater, RatingTask, utc_now
+from ...store import db, queries, schema
 from .errors import AlreadyRatedError, ClosedLinkError, RatingError, UnknownLinkError
 
 SCALE = (1, 2, 3, 4, 5)
@@ -27,7 +23,7 @@ PAIRWISE_LABELS = {"left": "A is better", "right": "B is better", "tie": "Tie (e
                    "both_bad": "Both are bad"}
 
 
-def open_link(token: str) -> tuple[Rater, RatingTask]:
+def open_link(token: str) -> tuple[schema.Rater, schema.RatingTask]:
     """The rater and the task of a link; refused when the link is unknown, the task closed or expired."""
     rater = queries.rater_by_token(token) if token else None
     if rater is None:
@@ -35,7 +31,7 @@ def open_link(token: str) -> tuple[Rater, RatingTask]:
     task = queries.get_rating_task(rater.task_id)
     if task.status == "closed":
         raise ClosedLinkError("the rating task is closed")
-    if task.expires_at is not None and task.expires_at <= utc_now():
+    if task.expires_at is not None and task.expires_at <= schema.utc_now():
         raise ClosedLinkError("the rating task has expired")
     return rater, task
 
@@ -69,7 +65,7 @@ def submit(token: str, n: int, *, choice: str | None = None, left_score: int | N
     rater, task = open_link(token)
     choice, left_score, right_score = _check(task.mode, choice, left_score, right_score)
     comment = (comment or "").strip() or None
-    with session_scope() as session:
+    with db.session_scope() as session:
         entry = next((row for row in queries.rater_queue(rater.id, session=session) if row[0].sequence == n), None)
         if entry is None:
             raise RatingError(f"there is no item {n} in this queue", "reload the page")
@@ -79,15 +75,15 @@ def submit(token: str, n: int, *, choice: str | None = None, left_score: int | N
         try:
             queries.add_rating(assignment, item, choice=choice, left_score=left_score, right_score=right_score,
                                comment=comment, session=session)
-        except IntegrityError as exc:  # the same rating sent twice at once: the unique assignment refuses one
+        except queries.RatedTwiceError as exc:  # sent twice at once: the store refuses the second
             raise AlreadyRatedError() from exc
     return next_item(token)
 
 
 def _check(mode: str, choice, left_score, right_score) -> tuple[str | None, int | None, int | None]:
     if mode in ("pairwise", "both"):
-        if choice not in PAIRWISE_CHOICES:
-            raise RatingError("choose which answer is better", f"one of: {', '.join(PAIRWISE_CHOICES)}")
+        if choice not in schema.PAIRWISE_CHOICES:
+            raise RatingError("choose which answer is better", f"one of: {', '.join(schema.PAIRWISE_CHOICES)}")
     elif choice is not None:
         raise RatingError("this task asks for scores, not a choice")
     if mode in ("scale", "both"):

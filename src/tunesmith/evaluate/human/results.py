@@ -13,8 +13,7 @@ import itertools
 import math
 from collections import Counter, defaultdict
 
-from ...store import queries
-from ...store.schema import Rating, RatingItem
+from ...store import queries, schema
 from . import agreement as ag
 from .power import more_ratings
 from .preference import (
@@ -94,14 +93,14 @@ def _labelled(row: dict, labels: dict[str, str]) -> dict:
     return {k: labels.get(v, v) if k in ("model", "other") else v for k, v in row.items()}
 
 
-def _progress(assignments, ratings: list[Rating], raters: dict[int, str]) -> dict:
+def _progress(assignments, ratings: list[schema.Rating], raters: dict[int, str]) -> dict:
     total = Counter(a.rater_id for a in assignments)
     done = Counter(r.rater_id for r in ratings)
     return {"assignments": len(assignments), "ratings": len(ratings),
             "per_rater": [{"rater": name, "done": done[rid], "total": total[rid]} for rid, name in raters.items()]}
 
 
-def _side_value(rating: Rating, item: RatingItem) -> str:
+def _side_value(rating: schema.Rating, item: schema.RatingItem) -> str:
     """The choice in the item's terms ("first", "second", "tie", "both_bad"), whatever side each was on."""
     if rating.choice in ("tie", "both_bad"):
         return rating.choice
@@ -109,7 +108,7 @@ def _side_value(rating: Rating, item: RatingItem) -> str:
     return "first" if chosen == item.first_model else "second"
 
 
-def _pairwise_units(ratings: list[Rating], items: dict[int, RatingItem]) -> dict:
+def _pairwise_units(ratings: list[schema.Rating], items: dict[int, schema.RatingItem]) -> dict:
     units: dict = defaultdict(dict)
     for r in ratings:
         if r.choice:
@@ -117,7 +116,7 @@ def _pairwise_units(ratings: list[Rating], items: dict[int, RatingItem]) -> dict
     return units
 
 
-def _scale_units(ratings: list[Rating]) -> dict:
+def _scale_units(ratings: list[schema.Rating]) -> dict:
     units: dict = defaultdict(dict)
     for r in ratings:
         for model, score in ((r.left_model, r.left_score), (r.right_model, r.right_score)):
@@ -155,7 +154,7 @@ def _number(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else value
 
 
-def _per_rater(ratings: list[Rating], items: dict[int, RatingItem], raters: dict[int, str]) -> list[dict]:
+def _per_rater(ratings: list[schema.Rating], items: dict[int, schema.RatingItem], raters: dict[int, str]) -> list[dict]:
     """Each rater's agreement with the others on shared items, and with the gold answers."""
     choices: dict = defaultdict(dict)  # item -> rater -> choice in item terms
     scores: dict = defaultdict(dict)  # (item, model) -> rater -> score

@@ -21,8 +21,7 @@ from pathlib import Path
 
 from ...data.json_lines import json_lines
 from ...errors import BadInputError
-from ...store import queries
-from ...store.schema import RATING_MODES, RatingTask, utc_now
+from ...store import queries, schema
 from ..providers import Resolver
 from ..runner import default_max_new_tokens, generate_all, load_eval_data
 from .assignment import plan_assignments
@@ -34,7 +33,7 @@ TOKEN_BYTES = 18  # 144 random bits per link
 
 @dataclass
 class CreatedTask:
-    task: RatingTask
+    task: schema.RatingTask
     links: list[tuple[str, str]]  # (rater, private link)
     warnings: list[str] = field(default_factory=list)
 
@@ -70,8 +69,8 @@ def create_task(*, raters: list[str], eval_run: str | None = None, models: list[
     "inputs": [{"example_id", "input", "reference", "outputs": {key: text}}], "source": what they are}
     (a rollout's shadow pairs)."""
     raters = _check_raters(raters)
-    if mode not in RATING_MODES:
-        raise BadInputError(f"unknown mode {mode!r}", f"use one of: {', '.join(RATING_MODES)}")
+    if mode not in schema.RATING_MODES:
+        raise BadInputError(f"unknown mode {mode!r}", f"use one of: {', '.join(schema.RATING_MODES)}")
     if not 0 <= overlap <= 1:
         raise BadInputError(f"--overlap {overlap} is not a share between 0 and 1", "e.g. --overlap 0.2")
     if overlap_raters < 2:
@@ -114,7 +113,7 @@ def create_task(*, raters: list[str], eval_run: str | None = None, models: list[
         mode=mode, models={"keys": source.keys, "labels": source.labels}, settings=settings, items=rows,
         raters=[{"name": name, "token": token} for name, token in zip(raters, tokens)],
         assignments=[a.__dict__ for a in plan], eval_run_id=source.eval_run_id, instructions=instructions,
-        expires_at=utc_now() + timedelta(days=expires_days) if expires_days else None)
+        expires_at=schema.utc_now() + timedelta(days=expires_days) if expires_days else None)
     return CreatedTask(task, [(name, rating_link(token, link_base)) for name, token in zip(raters, tokens)], warnings)
 
 

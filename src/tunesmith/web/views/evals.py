@@ -9,9 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from ...evaluate.human.results import human_verdict
 from ...evaluate.verdict import format_difference, format_p, format_range, format_value
-from ...store import queries
-from ...store.queries import EVAL_ITEM_VIEWS
-from ...store.schema import EvalRun
+from ...store import queries, schema
 from ..app import Section
 from ..pages import PAGE_SIZE, NotFound, Paging, found, is_htmx, page_number, render
 
@@ -58,15 +56,15 @@ def report(eval_id: str):
                         headers={"Content-Security-Policy": "script-src 'none'"})
 
 
-def _items(run: EvalRun, view: str, search: str | None, page: int) -> dict:
+def _items(run: schema.EvalRun, view: str, search: str | None, page: int) -> dict:
     paging = Paging(page, ITEMS_PER_PAGE, 0)
     key = SCORE_KEYS.get(run.metrics_kind)
     rows, paging.total = queries.eval_items_page(run.id, key, view, search, paging.size, paging.offset)
-    views = EVAL_ITEM_VIEWS if run.baseline_ref else ("all", "errors")
+    views = queries.EVAL_ITEM_VIEWS if run.baseline_ref else ("all", "errors")
     return {"items": rows, "paging": paging, "view": view, "q": search or "", "views": views, "score_key": key}
 
 
-def headline(run: EvalRun) -> str:
+def headline(run: schema.EvalRun) -> str:
     """The first metric (the one the verdict rests on) as "value (low – high)"."""
     metrics = (run.summary or {}).get("metrics") or []
     if not metrics:

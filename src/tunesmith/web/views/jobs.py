@@ -12,8 +12,7 @@ from fastapi import APIRouter, Request
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from ...store import queries
-from ...store.schema import FINISHED_JOB_STATUSES, JOB_BACKENDS, JOB_STATUSES, METRIC_COLUMNS, Job, JobEvent
+from ...store import queries, schema
 from ...train.backends.vertex import describe_state
 from .. import actions
 from ..app import Section
@@ -34,8 +33,9 @@ def jobs(request: Request, status: str | None = None, backend: str | None = None
     status, backend, q = status or None, backend or None, (q or "").strip() or None
     paging = Paging(page_number(page), PAGE_SIZE, 0)
     rows, paging.total = queries.jobs_page(status, backend, q, paging.size, paging.offset)
-    context = {"jobs": [actions.fresh(j) for j in rows], "paging": paging, "statuses": JOB_STATUSES,
-               "backends": JOB_BACKENDS, "filters": {"status": status or "", "backend": backend or "", "q": q or ""}}
+    context = {"jobs": [actions.fresh(j) for j in rows], "paging": paging, "statuses": schema.JOB_STATUSES,
+               "backends": schema.JOB_BACKENDS,
+               "filters": {"status": status or "", "backend": backend or "", "q": q or ""}}
     return render(request, "_jobs_table.html" if is_htmx(request) else "jobs.html", context)
 
 
@@ -47,10 +47,10 @@ def job(request: Request, job_id: str):
     return render(request, "job.html", {
         "job": row, "state": status_view(row), "events": events,
         "models": [e.data["model_id"] for e in events if e.kind == "registered" and e.data],
-        "chart": {"job": row.id, "columns": ["id", "step", "epoch", *METRIC_COLUMNS], "rows": metrics,
+        "chart": {"job": row.id, "columns": ["id", "step", "epoch", *schema.METRIC_COLUMNS], "rows": metrics,
                   "events": [event_view(e) for e in events if e.kind in EVENTS_WITH_DATA],
                   "after_metric": metrics[-1][0] if metrics else 0, "after_event": events[-1].id if events else 0,
-                  "live": row.status not in FINISHED_JOB_STATUSES},
+                  "live": row.status not in schema.FINISHED_JOB_STATUSES},
     })
 
 
@@ -88,7 +88,7 @@ async def stream(request: Request, job_id: str, after_metric: int = 0, after_eve
             if state != shown:
                 shown = state
                 yield {"event": "status", "id": cursor, "data": json.dumps(state)}
-            if job.status in FINISHED_JOB_STATUSES and not rows and not new_events:
+            if job.status in schema.FINISHED_JOB_STATUSES and not rows and not new_events:
                 yield {"event": "end", "id": cursor, "data": "{}"}
                 return
             await asyncio.sleep(interval)
@@ -112,7 +112,7 @@ def resume(request: Request, job_id: str):
                   headers={"HX-Refresh": "true"})  # a fresh page opens a fresh stream
 
 
-def _changes(job_id: str, after_metric: int, after_event: int) -> tuple[Job, list[tuple], list[JobEvent]]:
+def _changes(job_id: str, after_metric: int, after_event: int) -> tuple[schema.Job, list[tuple], list[schema.JobEvent]]:
     return (actions.fresh(queries.get_job(job_id)), chart_rows(queries.job_metric_values(job_id, after_metric, max_points=CHART_POINTS)),
             queries.job_events(job_id, after_event))
 
@@ -122,7 +122,7 @@ def chart_rows(rows: list[tuple]) -> list[list]:
     return [[v if not isinstance(v, float) or math.isfinite(v) else None for v in row] for row in rows]
 
 
-def status_view(job: Job) -> dict[str, Any]:
+def status_view(job: schema.Job) -> dict[str, Any]:
     """The state a person reads: status, why it stopped, and a managed job's own state and sub-state."""
     remote = None
     if job.remote_state:
@@ -133,7 +133,7 @@ def status_view(job: Job) -> dict[str, Any]:
             "can_resume": job.backend == "local" and job.status in ("failed", "cancelled")}
 
 
-def event_view(event: JobEvent) -> dict[str, Any]:
+def event_view(event: schema.JobEvent) -> dict[str, Any]:
     return {"id": event.id, "time": event.time.isoformat(timespec="seconds"), "kind": event.kind,
             "message": event.message, "data": event.data if event.kind in EVENTS_WITH_DATA else None}
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from ...store import queries
-from ...store.schema import MODEL_STAGES, ModelVersion
+from ...store import queries, schema
 from ..app import Section
 from ..pages import PAGE_SIZE, Paging, form_fields, found, is_htmx, page_number, render
 
@@ -21,7 +20,7 @@ def models(request: Request, stage: str | None = None, q: str | None = None, pag
     stage, q = stage or None, (q or "").strip() or None
     paging = Paging(page_number(page), PAGE_SIZE, 0)
     rows, paging.total = queries.models_page(stage, q, paging.size, paging.offset)
-    context = {"models": rows, "paging": paging, "stages": MODEL_STAGES,
+    context = {"models": rows, "paging": paging, "stages": schema.MODEL_STAGES,
                "filters": {"stage": stage or "", "q": q or ""}, "family": queries.model_family}
     return render(request, "_models_table.html" if is_htmx(request) else "models.html", context)
 
@@ -54,8 +53,8 @@ async def _change(request: Request, model_id: str, setter, field: str):
     return render(request, "_model_stage.html", {**_stage_context(changed), "changed": True})
 
 
-def _stage_context(row: ModelVersion) -> dict:
-    return {"m": row, "stages": MODEL_STAGES, "family": queries.model_family(row)}
+def _stage_context(row: schema.ModelVersion) -> dict:
+    return {"m": row, "stages": schema.MODEL_STAGES, "family": queries.model_family(row)}
 
 
 SECTION = Section(router, nav=("Models", "/models"))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from ...store import queries
-from ...store.schema import JOB_STATUSES
+from ...store import queries, schema
 from ..app import Section
 from ..pages import render
 
@@ -23,7 +22,7 @@ def overview(request: Request):
         "jobs": jobs, "models": models, "evals": evals,
         "totals": {"jobs": job_total, "models": model_total, "evals": eval_total,
                    "datasets": queries.list_dataset_versions(limit=1)[1]},
-        "status_counts": [(s, counts.get(s, 0)) for s in JOB_STATUSES],
+        "status_counts": [(s, counts.get(s, 0)) for s in schema.JOB_STATUSES],
         "production": queries.models_page(stage="production", limit=20)[0],
     })
 
