@@ -2,6 +2,7 @@
 
 `tiny_model_dir`: a randomly initialised two-layer Llama with SmolLM2's tokenizer and chat
 template, built in well under two seconds, for tests that need a model but not its skill.
+`random_model`: that model loaded, with an untied head, and its tokenizer.
 `smollm2_dir`: the real embedded model, converted once and cached in the user's cache
 folder (about 20 s the first time on a machine, about a second after)."""
 
@@ -56,3 +57,19 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 def smollm2_dir() -> Path:
     _require_embedded_model()
     return model_dir(DEFAULT_BASE_MODEL)
+
+
+@pytest.fixture(scope="session")
+def random_model(tiny_model_dir):
+    """(model, tokenizer): random weights with an untied head, a model that would write anything at all."""
+    import torch
+    from transformers import AutoConfig, LlamaForCausalLM
+
+    from tunesmith.models.loading import load_tokenizer
+
+    config = AutoConfig.from_pretrained(str(tiny_model_dir))
+    config.tie_word_embeddings = False
+    torch.manual_seed(1)
+    model = LlamaForCausalLM(config).eval()
+    return model, load_tokenizer(str(tiny_model_dir))
+

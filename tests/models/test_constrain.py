@@ -16,20 +16,6 @@ from tunesmith.errors import BadInputError
 from tunesmith.models.chat import render_prompt
 from tunesmith.models.constrain import Automaton, label_segments, schema_segments, space_segments
 from tunesmith.models.generate import generate_greedy
-from tunesmith.models.loading import load_tokenizer
-
-
-@pytest.fixture(scope="module")
-def random_model(tiny_model_dir, tmp_path_factory):
-    """Random weights with an untied head: a model that would write anything at all."""
-    import torch
-    from transformers import AutoConfig, LlamaForCausalLM
-
-    config = AutoConfig.from_pretrained(str(tiny_model_dir))
-    config.tie_word_embeddings = False
-    torch.manual_seed(1)
-    model = LlamaForCausalLM(config).eval()
-    return model, load_tokenizer(str(tiny_model_dir))
 
 
 def _prompts(tokenizer, n):

@@ -62,3 +62,28 @@ def test_evaluation_and_serving_give_the_same_greedy_tokens_and_stop_alike(smoll
             served.append((reply.choices[0].message.content.strip(), reply.choices[0].finish_reason))
     assert [text for text, _ in served] == evaluated
     assert any(reason == "stop" for _, reason in served)  # answers that ended at the end-of-turn token, in both
+
+
+@pytest.mark.slow
+def test_evaluation_and_serving_pick_the_same_label_from_a_label_set(smollm2_dir):
+    import dataclasses
+
+    import openai
+
+    from tunesmith.data.output_space import OutputSpace
+    from tunesmith.evaluate.providers import Resolver
+    from tunesmith.serve import serve_in_background
+
+    labels = ("billing", "account_access", "delivery", "cancellation", "card_lost", "card_charged_twice")
+    questions = ["My card was charged twice for one order.", "How do I reset my password?",
+                 "Where is my parcel? It is a week late.", "Cancel my subscription, please."]
+    provider = Resolver(batch_size=2).provider("smollm2-135m-instruct")
+    provider = dataclasses.replace(provider, space=OutputSpace("labels", labels=labels))
+    evaluated = provider.generate([Example(turns=[Turn("user", q)]) for q in questions], max_new_tokens=16)
+    with serve_in_background(["smollm2-135m-instruct"]) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused-on-loopback")
+        served = [client.chat.completions.create(model="smollm2-135m-instruct", temperature=0, max_tokens=16,
+                                                 messages=[{"role": "user", "content": q}],
+                                                 extra_body={"guided_choice": list(labels)}).choices[0].message.content
+                  for q in questions]
+    assert served == evaluated and set(served) <= set(labels)

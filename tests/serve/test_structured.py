@@ -102,15 +102,34 @@ def test_a_batch_mixes_constrained_and_free_rows(structured_server):
     client = _client(url)
     texts = [f"message number {i}, about my card" for i in range(8)]
 
+    # Odd rows decode held to a JSON schema token by token (a greedy choice list is scored instead, below).
+    schema = {"type": "json_schema", "json_schema": {"name": "intent", "schema": {
+        "type": "object", "properties": {"intent": {"enum": LABELS}}, "required": ["intent"]}}}
+
     def ask(i: int) -> str:
-        extra = {"extra_body": {"guided_choice": LABELS}} if i % 2 else {}
-        return _ask(client, base, texts[i], max_tokens=10, **extra)
+        extra = {"response_format": schema} if i % 2 else {}
+        return _ask(client, base, texts[i], max_tokens=24, **extra)
 
     with ThreadPoolExecutor(8) as pool:
         together = list(pool.map(ask, range(8)))
     assert state.metrics.max_batch_size() > 1
-    assert all(together[i] in LABELS for i in range(1, 8, 2))
+    assert all(json.loads(together[i])["intent"] in LABELS for i in range(1, 8, 2))
     assert [ask(i) for i in range(8)] == together  # alone, each row says what it said in the batch
+
+
+def test_greedy_label_requests_are_answered_by_scoring_beside_decoding_rows(structured_server):
+    url, state, base = structured_server
+    client = _client(url)
+    texts = [f"message number {i}, about my card" for i in range(6)]
+
+    def ask(i: int) -> str:
+        extra = {"extra_body": {"guided_choice": LABELS}} if i % 2 else {}
+        return _ask(client, base, texts[i], max_tokens=10, **extra)
+
+    with ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(ask, range(6)))
+    assert all(together[i] in LABELS for i in range(1, 6, 2))
+    assert [ask(i) for i in range(0, 6, 2)] == together[0::2]  # the free rows are what they are alone
 
 
 @pytest.mark.parametrize("body", [

@@ -88,7 +88,8 @@ def print_result(summary: dict) -> None:
             if mode in decoding:
                 d = decoding[mode]
                 fields = "".join(f", {k} {v:.1%}" for k, v in (d.get("fields") or {}).items())
-                console.print(f"{mode} decoding ({decoding['space']}): exact {d['exact_match']:.1%}, "
+                how = "held to the space" if mode == "constrained" else "free"
+                console.print(f"{how} ({decoding['space']}): exact {d['exact_match']:.1%}, "
                               f"inside the output space {d['valid_rate']:.1%}{fields}", markup=False)
     console.print(f"results  {summary['results_path']}\nsummary  {summary['summary_path']}\n"
                   f"report   {summary['report_path']}", markup=False)

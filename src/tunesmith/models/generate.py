@@ -8,7 +8,9 @@
   ends and the next prompt takes its place, so the batch stays full. Prompts go in order of
   length, so rows decoding together have similar lengths and left padding adds little.
 - Constrained (optional, per row): `constraints[i]`, segments from models/constrain.py,
-  holds row i to a label set, a template or a JSON schema; None leaves the row free.
+  holds row i to a label set, a template or a JSON schema; None leaves the row free. A row
+  held to a label set is answered with its likeliest label, every label scored whole
+  (models/label_scoring.py), instead of token by token.
 - Greedy (no sampling) and stopped at the end-of-turn token, the one training taught the
   model to emit after its answer (`chat.stop_token_ids`, where serving stops too); the
   answer is the text before it.
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING
 from .chat import pad_token_id, stop_token_ids
 from .constrain import RowState, Segment, compile_constraint
 from .decoding import Batch
+from .label_scoring import MAX_TRIE_NODES, LabelTrie, best_labels, scored_labels
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -60,13 +63,23 @@ def generate_greedy(
     pad_id = pad_token_id(tokenizer, model.generation_config)
     # The template wrote every special token the model expects: the tokenizer adds none.
     encoded = tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    waiting = deque(sorted(range(len(prompts)), key=lambda i: len(encoded[i])))
-    vocab_size = model.get_output_embeddings().weight.shape[0]
-    compiled = [compile_constraint(c, tokenizer, vocab_size, stop_ids) if c else None
-                for c in (constraints or [None] * len(prompts))]
+    constraints = constraints or [None] * len(prompts)
     answers: list[str] = [""] * len(prompts)
-    batch: Batch[_Row] | None = None
     model.eval()
+    scored: set[int] = set()
+    for labels, rows in _label_rows(constraints).items():
+        trie = LabelTrie.build(labels, tokenizer, stop_ids[0])
+        if len(trie) <= MAX_TRIE_NODES:
+            with torch.inference_mode():
+                best = best_labels(model, [encoded[i] for i in rows], trie, pad_id)
+            for i, label in zip(rows, best):
+                answers[i] = labels[label]
+            scored.update(rows)
+    waiting = deque(sorted((i for i in range(len(prompts)) if i not in scored), key=lambda i: len(encoded[i])))
+    vocab_size = model.get_output_embeddings().weight.shape[0]
+    compiled = [compile_constraint(c, tokenizer, vocab_size, stop_ids) if c and i not in scored else None
+                for i, c in enumerate(constraints)]
+    batch: Batch[_Row] | None = None
     with torch.inference_mode():
         while waiting or batch is not None:
             room = batch_size - (len(batch.rows) if batch is not None else 0)
@@ -101,6 +114,16 @@ def generate_greedy(
                 next_ids = next_ids[torch.tensor(keep)]
             batch.step(model, next_ids)
     return answers
+
+
+def _label_rows(constraints: Sequence[tuple[Segment, ...] | None]) -> dict[tuple[str, ...], list[int]]:
+    """The rows held to each label set."""
+    rows: dict[tuple[str, ...], list[int]] = {}
+    for i, segments in enumerate(constraints):
+        labels = scored_labels(segments)
+        if labels is not None:
+            rows.setdefault(labels, []).append(i)
+    return rows
 
 
 def _answer(new_tokens: list[int], stop_ids: list[int], tokenizer: PreTrainedTokenizerBase) -> str:

@@ -9,7 +9,9 @@ for a batch to end. Each row keeps its own sampling: temperature (0 is greedy), 
 seed for its own random generator, so a seeded request gives the same text alone or in a
 batch. A row may be held to a constraint (a JSON schema, a choice list, or its tuned model's
 output space: models/constrain.py) while its neighbours decode free. A row stops at the
-end-of-turn token, at a stop sequence (cut from the text), or at its `max_tokens`.
+end-of-turn token, at a stop sequence (cut from the text), or at its `max_tokens`. A greedy
+request held to a label set is not decoded: it is answered at once with its likeliest label,
+every label scored whole (models/label_scoring.py), as evaluation answers it.
 
 Each request gets a `Generation`: the event loop awaits its events, text deltas as they
 are decoded (text that may be the start of a stop sequence is held back), then the result.
@@ -29,6 +31,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ..data.example import Example, Turn
@@ -36,6 +39,7 @@ from ..errors import TunesmithError
 from ..models.chat import pad_token_id, render_prompt, stop_token_ids
 from ..models.constrain import RowState, compile_constraint, space_segments
 from ..models.decoding import Batch
+from ..models.label_scoring import MAX_TRIE_NODES, LabelTrie, best_labels, scored_labels
 from .errors import ApiError
 from .metrics import BATCH_SIZE_BUCKETS
 from .models import ModelPool, ServedModel
@@ -278,21 +282,29 @@ class Engine:
         rows whose next-token logits are ready. Rows that cannot start hear why."""
         try:
             with self._loaded([r.model for r in requests]) as (model, tokenizer, adapter_names):
-                rows, prompts, names = [], [], []
+                rows, prompts, names, labelled = [], [], [], {}
+                end_ids = stop_token_ids(tokenizer, model.generation_config)
+                pad_id = pad_token_id(tokenizer, model.generation_config)
                 for i, request in enumerate(requests):
                     try:
                         prompt = _encode(request, tokenizer, model.config)
                     except ApiError as exc:
                         request.generation.emit("error", exc)
                         continue
+                    name = adapter_names[i] if adapter_names else None
+                    trie = _label_trie(request, tokenizer, end_ids[0])
+                    if trie is not None:
+                        labelled.setdefault(trie.labels, (trie, []))[1].append((request, prompt, name))
+                        continue
                     prompts.append(prompt)
                     rows.append(_Row(request, len(prompt), _generator(request.sampling.seed)))
-                    names.append(adapter_names[i] if adapter_names else None)
+                    names.append(name)
+                for trie, waiting in labelled.values():
+                    self._answer_labels(model, trie, waiting, pad_id, bool(adapter_names))
                 if not rows:
                     return None
                 per_row = {"adapter_names": names} if adapter_names else {}
-                batch = Batch.prefill(model, prompts, rows, pad_token_id(tokenizer, model.generation_config), **per_row)
-                end_ids = stop_token_ids(tokenizer, model.generation_config)
+                batch = Batch.prefill(model, prompts, rows, pad_id, **per_row)
                 for row in rows:
                     row.end_ids = frozenset(end_ids)
                     row.constraint = _row_constraint(row.request, tokenizer, model, end_ids)
@@ -301,6 +313,19 @@ class Engine:
             for request in requests:
                 request.generation.emit("error", exc)
             return None
+
+    def _answer_labels(self, model: Any, trie: LabelTrie, waiting: list[tuple[_Request, list[int], str | None]],
+                       pad_id: int, mixed: bool) -> None:
+        """Answer greedy requests held to one label set with their likeliest labels."""
+        per_row = {"adapter_names": [name for _, _, name in waiting]} if mixed else {}
+        best = best_labels(model, [prompt for _, prompt, _ in waiting], trie, pad_id, **per_row)
+        for (request, prompt, _), label in zip(waiting, best):
+            tokens = len(trie.paths[label])  # the label's tokens and the end of turn
+            request.generation.emit("delta", trie.labels[label])
+            request.generation.emit("done", Result(trie.labels[label], "stop", len(prompt), tokens, request.yielded_s))
+            if self.metrics is not None:
+                self.metrics.inc("tunesmith_generated_tokens_total", "Tokens generated.", tokens,
+                                 model=request.model.name)
 
     @contextmanager
     def _loaded(self, models: list[ServedModel]) -> Iterator[tuple[Any, Any, list[str] | None]]:
@@ -404,6 +429,24 @@ def request_segments(model: ServedModel, sampling: Sampling) -> tuple | None:
     if sampling.constraint is None and not sampling.free and model.output_space is not None:
         return space_segments(model.output_space)
     return sampling.constraint
+
+
+def _label_trie(request: _Request, tokenizer: Any, end_id: int) -> LabelTrie | None:
+    """The label trie a request is answered from: when it is greedy, held to a label set small
+    enough to score, with no stop sequences, and room for the longest label; else None."""
+    sampling = request.sampling
+    labels = scored_labels(request_segments(request.model, sampling))
+    if labels is None or sampling.temperature > 0 or sampling.stop:
+        return None
+    trie = _trie(labels, tokenizer, end_id)
+    if len(trie) > MAX_TRIE_NODES or max(map(len, trie.paths)) - 1 > sampling.max_tokens:
+        return None
+    return trie
+
+
+@lru_cache(maxsize=64)
+def _trie(labels: tuple[str, ...], tokenizer: Any, end_id: int) -> LabelTrie:
+    return LabelTrie.build(labels, tokenizer, end_id)
 
 
 def _row_constraint(request: _Request, tokenizer: Any, model: Any, end_ids: list[int]) -> RowState | None:
