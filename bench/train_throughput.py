@@ -162,12 +162,12 @@ def main() -> int:
         train_tokens = sum(len(e.input_ids) for e in encoded)
         trained_tokens = sum(e.trained_tokens for e in encoded)
         validation = encode_dataset(dataset.split("validation"), tokenizer, 1024)
-        # The best of three probes: this CPU's matmul rate varies from run to run (by 2x for bf16 here).
-        # Only the precisions this CPU runs natively: without AVX-512 BF16 or AMX, bf16 products are
-        # emulated (about 1.3 GFLOP/s on a two-core AVX2 machine), and three probes would take
-        # about eight minutes to measure a precision no run here would choose.
+        # The probe keeps its fastest trial: this CPU's matmul rate varies from run to run (by 2x for
+        # bf16 here). Only the precisions this CPU runs natively: without AVX-512 BF16 or AMX, bf16
+        # products are emulated (about 1.3 GFLOP/s on a two-core AVX2 machine), and probing them would
+        # take minutes to measure a precision no run here would choose.
         native = [("fp32", torch.float32)] + ([("bf16", torch.bfloat16)] if cpu_has_bf16() else [])
-        peaks = {name: 1000 * max(matmul_peak_tflops(dtype) for _ in range(3)) for name, dtype in native}
+        peaks = {name: 1000 * matmul_peak_tflops(dtype) for name, dtype in native}
 
         runs = []
         for seed in range(args.seeds):

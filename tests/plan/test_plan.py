@@ -12,6 +12,7 @@ import pytest
 from tunesmith.errors import BadInputError
 from tunesmith.plan import architectures
 from tunesmith.plan.cost import AMORTIZATION_MONTHS, break_even, managed_cost_usd
+from tunesmith.plan.hardware import PROBE_CACHE
 from tunesmith.plan.memory import GIB, Setup, estimate_memory
 from tunesmith.plan.planner import plan
 from tunesmith.plan.speed import training_flops, training_time_s
@@ -43,7 +44,7 @@ def measured_machine(tmp_path, monkeypatch):
     """A cached probe result, so `--gpu all` neither imports torch nor takes two seconds."""
     cache = tmp_path / "cache"
     cache.mkdir()
-    (cache / "machine.json").write_text(json.dumps({
+    (cache / PROBE_CACHE).write_text(json.dumps({
         "name": "this-machine", "label": "this machine: CPU, 2 cores", "memory_gib": 16.0, "peak_tflops": 0.15,
         "precision": "bfloat16", "utilization": 0.3, "kind": "cpu", "measured_at": time.time()}))
     monkeypatch.setenv("TUNESMITH_CACHE", str(cache))

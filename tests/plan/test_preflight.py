@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from tunesmith.cli.plan import print_preflight
+from tunesmith.plan.hardware import PROBE_CACHE
 from tunesmith.plan.planner import preflight
 from tunesmith.train.spec import LocalSpec
 
@@ -18,7 +19,7 @@ from ..train._data import prepared_tickets
 def machine_with(monkeypatch, tmp_path, memory_gib: float) -> None:
     cache = tmp_path / "cache"
     cache.mkdir(exist_ok=True)
-    (cache / "machine.json").write_text(json.dumps({
+    (cache / PROBE_CACHE).write_text(json.dumps({
         "name": "this-machine", "label": "this machine: CPU", "memory_gib": memory_gib, "peak_tflops": 0.15,
         "precision": "bfloat16", "utilization": 0.3, "kind": "cpu", "measured_at": time.time()}))
     monkeypatch.setenv("TUNESMITH_CACHE", str(cache))
