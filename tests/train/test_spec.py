@@ -33,7 +33,8 @@ def test_class_labels_get_the_learning_rate_measured_for_them(tmp_path):
     prepare([raw], tmp_path / "prepared", PrepareOptions(validation=0.2, test=0.1))
     assert load_spec(data=tmp_path / "prepared").resolved_learning_rate == 5e-4  # a labels output space
     assert load_spec(data=tmp_path / "prepared", learning_rate=1e-4).resolved_learning_rate == 1e-4
-    assert load_spec(data=tmp_path / "prepared", method="full").resolved_learning_rate == 2e-5
+    assert load_spec(data=tmp_path / "prepared", method="full").resolved_learning_rate == 1e-4
+    assert load_spec(data=tmp_path / "prepared", method="full", learning_rate=3e-5).resolved_learning_rate == 3e-5
 
 
 def test_yaml_with_flag_overrides(prepared, tmp_path):

@@ -5,7 +5,7 @@ the set, one token at a time: it commits to a label's first token before it has 
 (ten Banking77 intents begin with `card_`). Scoring reads every label's tokens and the
 end-of-turn token after the prompt and answers with the label of the highest log-probability,
 the answer greedy decoding approximates. On Banking77 10-shot (SmolLM2 LoRA, 770 test
-messages) it takes accuracy from 72.3% to 75.8% (docs/output-spaces.md).
+messages) it takes accuracy from 72.3% to 75.6% (docs/output-spaces.md).
 
 How, exactly and at a fraction of reading every label:
 
