@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from .chat import pad_token_id, stop_token_ids
 from .constrain import RowState, Segment, compile_constraint
 from .decoding import Batch
-from .label_scoring import MAX_TRIE_NODES, LabelTrie, best_labels, scored_labels
+from .label_scoring import best_labels, label_trie, scored_labels
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -68,8 +68,8 @@ def generate_greedy(
     model.eval()
     scored: set[int] = set()
     for labels, rows in _label_rows(constraints).items():
-        trie = LabelTrie.build(labels, tokenizer, stop_ids[0])
-        if len(trie) <= MAX_TRIE_NODES:
+        trie = label_trie(labels, tokenizer, stop_ids[0])
+        if trie is not None:
             with torch.inference_mode():
                 best = best_labels(model, [encoded[i] for i in rows], trie, pad_id)
             for i, label in zip(rows, best):

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .chat import left_padded
@@ -103,6 +103,14 @@ class LabelTrie:
             if self.parents[child] in below:
                 below.add(child)
         return sorted(below)
+
+
+@lru_cache(maxsize=64)
+def label_trie(labels: tuple[str, ...], tokenizer: Any, end_id: int) -> LabelTrie | None:
+    """The trie of a label set, built once per set and tokenizer; None when it is too large to
+    score (more than MAX_TRIE_NODES nodes: such a set is decoded instead)."""
+    trie = LabelTrie.build(labels, tokenizer, end_id)
+    return trie if len(trie) <= MAX_TRIE_NODES else None
 
 
 def best_labels(model: Any, prompts: list[list[int]], trie: LabelTrie, pad_id: int,

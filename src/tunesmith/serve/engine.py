@@ -31,7 +31,6 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ..data.example import Example, Turn
@@ -39,7 +38,7 @@ from ..errors import TunesmithError
 from ..models.chat import pad_token_id, render_prompt, stop_token_ids
 from ..models.constrain import RowState, compile_constraint, space_segments
 from ..models.decoding import Batch
-from ..models.label_scoring import MAX_TRIE_NODES, LabelTrie, best_labels, scored_labels
+from ..models.label_scoring import LabelTrie, best_labels, label_trie, scored_labels
 from .errors import ApiError
 from .metrics import BATCH_SIZE_BUCKETS
 from .models import ModelPool, ServedModel
@@ -438,15 +437,10 @@ def _label_trie(request: _Request, tokenizer: Any, end_id: int) -> LabelTrie | N
     labels = scored_labels(request_segments(request.model, sampling))
     if labels is None or sampling.temperature > 0 or sampling.stop:
         return None
-    trie = _trie(labels, tokenizer, end_id)
-    if len(trie) > MAX_TRIE_NODES or max(map(len, trie.paths)) - 1 > sampling.max_tokens:
+    trie = label_trie(labels, tokenizer, end_id)
+    if trie is None or max(map(len, trie.paths)) - 1 > sampling.max_tokens:
         return None
     return trie
-
-
-@lru_cache(maxsize=64)
-def _trie(labels: tuple[str, ...], tokenizer: Any, end_id: int) -> LabelTrie:
-    return LabelTrie.build(labels, tokenizer, end_id)
 
 
 def _row_constraint(request: _Request, tokenizer: Any, model: Any, end_ids: list[int]) -> RowState | None:
