@@ -144,6 +144,20 @@ def test_overfitting_stops_early_and_keeps_the_best_checkpoint(prepared, tiny_mo
     assert any(e.kind == "stopped_early" for e in queries.job_events(job.id))
 
 
+def test_overfitting_found_at_the_last_evaluation_completes_the_run_and_keeps_the_best(prepared, tiny_model_dir):
+    # A huge min_delta: no evaluation after the first counts as better, so the watch (patience 1)
+    # gives its verdict at the second and last one, step 8, where the run ends anyway.
+    spec = spec_for(prepared, tiny_model_dir, method="full", learning_rate=5e-3,
+                    **{"early_stopping.patience": 1, "early_stopping.min_delta": 100.0})
+    job = jobs.start_job(spec)
+    assert (job.status, job.stop_reason) == ("succeeded", "completed")
+    kinds = [e.kind for e in queries.job_events(job.id)]
+    assert "overfitting" in kinds and "stopped_early" not in kinds
+    model = queries.list_models()[0]
+    assert model.best_metrics["step"] == model.lineage["evidence"]["best_step"] == 4
+    assert model.final_metrics["step"] == 8
+
+
 def test_exploding_loss_stops_the_run_with_a_clear_message(prepared, tiny_model_dir):
     job = jobs.start_job(spec_for(prepared, tiny_model_dir, method="full", learning_rate=0.9, max_steps=30,
                                   max_grad_norm=1e6, warmup_ratio=0))

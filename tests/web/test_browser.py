@@ -54,6 +54,24 @@ def test_a_job_page_draws_the_curves_and_marks_where_the_watch_stopped(page, fil
     assert page.problems == []
 
 
+def test_a_job_that_overfit_by_its_last_evaluation_shows_the_kept_checkpoint(page, filled):
+    job = queries.create_job("local", {"base_model": "tiny"}, "/tmp/run-overfit", "tiny", "lora")
+    queries.transition_job(job.id, "running")
+    for step in range(1, 9):
+        queries.add_metrics(job.id, step, step / 4, train_loss=3.0 - step * 0.2, max_steps=8)
+    for step, loss in ((4, 2.2), (8, 2.3)):
+        queries.add_metrics(job.id, step, step / 4, eval_loss=loss, train_loss=3.0 - step * 0.2)
+    evidence = {"best_step": 4, "best_eval_loss": 2.2, "evaluations": [{"step": 4, "train_loss": 2.2, "eval_loss": 2.2},
+                                                                        {"step": 8, "train_loss": 1.4, "eval_loss": 2.3}]}
+    queries.add_event(job.id, "overfitting", "validation loss has not improved for 1 evaluations (best 2.2000 at step 4) "
+                      "while training loss kept falling: the model is overfitting; keeping the checkpoint from step 4", evidence)
+    queries.transition_job(job.id, "succeeded", stop_reason="completed")
+    page.goto(f"/jobs/{job.id}")
+    page.wait_for_selector("#chart-loss canvas")
+    assert "keeping the checkpoint from step 4" in page.locator("#stop-note").inner_text()
+    assert page.problems == []
+
+
 def test_a_running_job_grows_its_curves_live_and_cancel_stops_it(page, prepared_with_markup, tiny_model_dir):
     spec = load_spec(data=prepared_with_markup, base_model=str(tiny_model_dir), batch_size=4, max_steps=2000,
                      eval_interval=10, precision="fp32")

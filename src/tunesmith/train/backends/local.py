@@ -268,11 +268,15 @@ class LocalRecipe:
         best_metrics = {"step": best.step, "eval_loss": best.eval_loss, "train_loss": best.train_loss} if best else {}
         if best is not None and best.accuracy is not None:
             best_metrics["eval_accuracy"] = best.accuracy
-        if verdict:  # the overfitting watch
+        steps = self.trainer.state.global_step
+        if verdict and steps < self.trainer.state.max_steps:  # the overfitting watch stopped the run
             self.recorder.event("stopped_early", verdict.message, verdict.evidence)
             stop_reason, message, evidence = "stopped_early", verdict.message, verdict.evidence
+        elif verdict:  # its verdict came at the last evaluation: nothing was cut short, but an earlier checkpoint is kept
+            self.recorder.event("overfitting", verdict.message, verdict.evidence)
+            stop_reason, message, evidence = "completed", f"trained for all {steps} steps; {verdict.message}", verdict.evidence
         else:
-            stop_reason, message, evidence = "completed", f"trained for {self.trainer.state.global_step} steps", {}
+            stop_reason, message, evidence = "completed", f"trained for {steps} steps", {}
         self.recorder.log.info("%s: %s", stop_reason, message)
         atomic_write_text(self.run_dir / "result.json", json.dumps({
             "stop_reason": stop_reason, "message": message, "weights_dir": str(weights_dir),

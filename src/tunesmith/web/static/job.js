@@ -15,7 +15,7 @@
   var byStep = new Map();  // step -> the latest value of each metric at that step (a resumed run repeats steps)
   var steps = [];
   var tokensPerEpoch = null;
-  var stops = [];  // {best, last, evaluations, message} from the overfitting watch or the loss guard
+  var stops = [];  // {best, last, evaluations, message, label} from the overfitting watch or the loss guard
   var xAxis = "step";
   var plots = {};
 
@@ -40,11 +40,13 @@
     events.forEach(function (e) {
       var d = e.data || {};
       if (e.kind === "data" && d.trained_tokens_per_epoch) tokensPerEpoch = d.trained_tokens_per_epoch;
-      if (e.kind === "stopped_early" && d.best_step !== undefined) {
+      // The overfitting watch: "stopped_early" cut the run short; "overfitting" came at its last evaluation.
+      if ((e.kind === "stopped_early" || e.kind === "overfitting") && d.best_step !== undefined) {
         var evals = (d.evaluations || []).map(function (v) { return v.step; });
-        stops.push({best: d.best_step, last: Math.max.apply(null, evals.concat([d.best_step])), evaluations: evals, message: e.message});
+        stops.push({best: d.best_step, last: Math.max.apply(null, evals.concat([d.best_step])), evaluations: evals, message: e.message,
+                    label: e.kind === "overfitting" ? "ended: overfitting" : "stopped: overfitting"});
       } else if (e.kind === "stopped" && d.step !== undefined) {
-        stops.push({best: null, last: d.step, evaluations: [], message: e.message});
+        stops.push({best: null, last: d.step, evaluations: [], message: e.message, label: "stopped"});
       }
     });
     var note = document.getElementById("stop-note");
@@ -85,7 +87,7 @@
       ctx.strokeStyle = "#d92d20"; ctx.setLineDash([]); ctx.lineWidth = 2;
       ctx.beginPath(); ctx.moveTo(xl, top); ctx.lineTo(xl, top + height); ctx.stroke();
       ctx.fillStyle = "#d92d20"; ctx.font = "12px system-ui";
-      ctx.fillText(best !== null ? "stopped: overfitting" : "stopped", Math.max(u.bbox.left, xl - 120), top + 28);
+      ctx.fillText(stop.label, Math.max(u.bbox.left, xl - 120), top + 28);
       ctx.restore();
     });
   }

@@ -20,7 +20,7 @@ from ..pages import PAGE_SIZE, Paging, found, is_htmx, page_number, render
 
 # Events whose data the page needs: the trained tokens per epoch (the "tokens seen" axis)
 # and the overfitting watch's evidence (marked on the loss chart).
-EVENTS_WITH_DATA = ("data", "stopped_early", "stopped", "registered")
+EVENTS_WITH_DATA = ("data", "stopped_early", "overfitting", "stopped", "registered")
 # Steps a chart gets at most when its page opens (a chart 1,000 pixels wide shows no more);
 # a long run is thinned to every k-th step plus every evaluation. Live rows come in full.
 CHART_POINTS = 2000
