@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from tunesmith.hardware import cpu_flags
+
 CASES = {
     "all public names": "import tunesmith\nfor name in tunesmith.__all__: getattr(tunesmith, name)",
     "check, prepare, train, evaluate": "from tunesmith import check, prepare, train, evaluate",
@@ -42,21 +44,12 @@ def whole(command: list[str], runs: int) -> float:
     return statistics.median(times)
 
 
-def cpu_flags() -> str:
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return "unknown"
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-    return ", ".join(f for f in wanted if f" {f}" in flags) or "no AVX2"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
     args = parser.parse_args()
     subprocess.run([sys.executable, "-c", CASES["all public names"]], check=True)  # bytecode written, caches warm
-    print(f"CPU flags: {cpu_flags()}; {args.runs} fresh interpreters per case, medians")
+    print(f"CPU flags: {' '.join(cpu_flags())}; {args.runs} fresh interpreters per case, medians")
     for name, code in CASES.items():
         print(f"{name:34s} {inside(code, args.runs):6.3f} s")
     tunesmith = str(Path(sys.executable).with_name("tunesmith"))

@@ -21,16 +21,11 @@ import statistics
 import time
 from pathlib import Path
 
+from tunesmith.hardware import cpu_flags
+
 RESULTS = Path(__file__).parent / "results" / "int8.json"
 BANKING77 = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77" / "test.csv"
 WEIGHTS = ("fp32", "bf16", "int8")
-
-
-def cpu_flags() -> list[str]:
-    wanted = {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"}
-    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-        flags = next((line for line in f if line.startswith("flags")), "").split()
-    return sorted(wanted & set(flags))
 
 
 def step_ms(model, rows: int, context: int = 100, steps: int = 8) -> float:

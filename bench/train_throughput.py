@@ -14,6 +14,12 @@ bench/results/train_throughput.json.
 --fp32 trains both in fp32 (tunesmith's precision fp32, TRL's bf16=False): what a CPU without
 native bf16 runs. --seeds N repeats both runs with seeds 0..N-1 and prints the validation loss
 of each seed, their means and the paired difference: one seed cannot tell a gap from noise.
+
+To stand in for a CPU without AVX-512 (AVX2 only) on one that has it, cap the kernels torch and its
+matmul libraries use, which also makes tunesmith pick the precision an AVX2 CPU gets (fp32):
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 .venv/bin/python bench/...
+(for llama.cpp, a llama-server built with -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=OFF). The
+same instructions then run, but the clock, caches and memory are still this machine's.
 """
 
 from __future__ import annotations
@@ -150,7 +156,7 @@ def main() -> int:
 
     from tunesmith.data.dataset import load_dataset
     from tunesmith.models.loading import load_tokenizer
-    from tunesmith.hardware import cpu_has_bf16, matmul_peak_tflops
+    from tunesmith.hardware import cpu_flags, cpu_has_bf16, matmul_peak_tflops
     from tunesmith.models.chat import encode_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -197,6 +203,7 @@ def main() -> int:
         "seeds": runs,
         "matmul_peak_gflops": {k: round(v, 1) for k, v in peaks.items()},
         "cpu_native_bf16": cpu_has_bf16(),  # AVX-512 BF16 or AMX; without it bf16 is not probed
+        "cpu_flags": " ".join(cpu_flags()),
     }
     results["speedup"] = round(trl_s / ours_s, 2)
     achieved = 4 * parameters * train_tokens / ours_s / 1e9
@@ -222,7 +229,7 @@ def main() -> int:
           f"{achieved:.0f} GFLOP/s = {results['roofline_fraction']['fp32']:.0%} of the fp32 matmul peak, "
           f"{bf16_share}; the step's own {compute} products "
           f"alone run at {ceiling:.0f} GFLOP/s ({ceiling / peaks[compute]:.0%} of that peak), and training "
-          f"reaches {achieved / ceiling:.0%} of them")
+          f"reaches {achieved / ceiling:.0%} of them; CPU flags: {results['cpu_flags']}")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     return 0

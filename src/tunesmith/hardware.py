@@ -6,6 +6,7 @@ this module without paying for torch."""
 
 from __future__ import annotations
 
+import os
 import time
 
 PROBE_SIZE = 2048  # square matrices: large enough to reach the peak, small enough to take ~2 s in all
@@ -14,18 +15,29 @@ PROBE_TRIALS = 5  # trials, the fastest kept
 
 
 # The CPU features that decide how fast a model runs here (benchmarks print them with their figures).
-NOTABLE_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "neon")
+NOTABLE_CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8", "neon")
 
 
-def cpu_flags() -> list[str]:
-    """This CPU's notable feature flags (Linux's /proc/cpuinfo; empty where it cannot be read)."""
+# torch's own switch for its CPU kernels. ATEN_CPU_CAPABILITY=avx2 (or default) makes torch run the
+# AVX2 (or plain) kernels on a CPU that has more, so a run's precision and the plan follow it: this
+# machine then behaves as an AVX2-only one does, which is how the benchmarks stand in for one
+# (with ONEDNN_MAX_CPU_ISA and MKL_ENABLE_INSTRUCTIONS capping the matmul libraries the same way).
+AVX512_AND_AMX = ("avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+FLAGS_ABOVE_CAPABILITY = {"avx2": AVX512_AND_AMX, "default": ("avx2", *AVX512_AND_AMX)}
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
+    """This CPU's notable feature flags (Linux's /proc/cpuinfo; empty where it cannot be read),
+    less those above the capability torch is told to run at (ATEN_CPU_CAPABILITY)."""
     try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+        with open(cpuinfo, encoding="ascii", errors="replace") as f:
             line = next((line for line in f if line.startswith(("flags", "Features"))), "")
     except OSError:
         return []
     present = set(line.partition(":")[2].split())
-    return [flag for flag in NOTABLE_CPU_FLAGS if flag in present or (flag == "neon" and "asimd" in present)]
+    capped = FLAGS_ABOVE_CAPABILITY.get(os.environ.get("ATEN_CPU_CAPABILITY", "").lower(), ())
+    return [flag for flag in NOTABLE_CPU_FLAGS
+            if (flag in present or (flag == "neon" and "asimd" in present)) and flag not in capped]
 
 
 def cpu_has_bf16() -> bool:

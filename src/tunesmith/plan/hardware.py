@@ -90,7 +90,10 @@ def this_machine(refresh: bool = False) -> Hardware:
     if not refresh and path.is_file():
         try:
             cached = Hardware(**json.loads(path.read_text(encoding="utf-8")))
-            if time.time() - (cached.measured_at or 0) < PROBE_MAX_AGE_S:
+            fresh = time.time() - (cached.measured_at or 0) < PROBE_MAX_AGE_S
+            # A CPU probe counts for the precision runs get now (ATEN_CPU_CAPABILITY can change it).
+            same_precision = cached.kind != "cpu" or cached.precision == ("bfloat16" if cpu_has_bf16() else "float32")
+            if fresh and same_precision:
                 return cached
         except (ValueError, TypeError):
             pass  # an unreadable cache is measured again
