@@ -40,8 +40,9 @@ def choose_engine(engine: str, llama_server: str | None = None, weights: str = "
     On a CPU llama.cpp was the faster wherever it was measured but one case: evaluating
     Banking77 (770 short answers) it generated 1.69x as fast as the built-in engine in bf16 (1.80x
     held to the labels), it answered one lone client 4.5x sooner, and on an AVX2-only CPU it
-    produced 1.4-2.8x the built-in engine's tokens/s; only 16 clients streaming 32-token answers
-    on a CPU with native bf16 got 1.60x more tokens/s from the built-in engine (bench/serve.py).
+    produced 1.3-2.8x the built-in engine's tokens/s; only 16 clients streaming 32-token answers
+    on a CPU with native bf16 got 1.33-1.60x more tokens/s from the built-in engine
+    (bench/serve.py; docs/serving.md has the table).
     So auto is llama.cpp on a CPU where llama-server is installed, and the built-in engine on
     a GPU, without llama-server, or where `weights` (the built-in engine's fp32, bf16 or int8)
     are asked for: llama.cpp runs the model's f16 GGUF file."""
