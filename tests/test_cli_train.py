@@ -55,3 +55,13 @@ def test_train_refuses_bad_specs_before_loading_a_model(tmp_path):
         assert refused.returncode == 2 and field in refused.stderr and "Traceback" not in refused.stderr
     missing = run("train", "--data", "nowhere", cwd=tmp_path)
     assert missing.returncode == 2 and "not a prepared dataset" in missing.stderr
+
+
+def test_train_help_shows_the_words_a_field_of_choices_takes(tmp_path):
+    shown = run("train", "--help", cwd=tmp_path)
+    assert shown.returncode == 0
+    lines = {line.split()[1]: line for line in shown.stdout.splitlines() if line.startswith("│ --")}
+    for flag, words in (("--group-by-length", "true|false"), ("--gradient-checkpointing", "auto|true|false"),
+                        ("--method", "lora|qlora|full|vertex-sft"), ("--backend", "local|vertex")):
+        assert words in lines[flag], lines[flag]
+    assert "<int>" in lines["--lora-rank"]

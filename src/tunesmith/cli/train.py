@@ -5,6 +5,7 @@ shows each field's own default and a new field is a new flag."""
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from pathlib import Path
 from typing import Any, Optional
@@ -21,9 +22,16 @@ NESTED_PREFIX = {"lora": "lora_", "early_stopping": ""}
 FLAG_TYPES = {int: int, float: float, Path: Path}
 
 
-def _spec_flags() -> list[tuple[str, str, Any, str]]:
-    """(parameter name, spec key, type, help) for every field of both spec models; a field
-    only one backend has says which."""
+class SpecFlag(typing.NamedTuple):
+    param: str  # the command's parameter
+    key: str  # the spec field it sets (lora.rank)
+    type: Any
+    help: str
+    metavar: str | None  # what help shows for the value (None: typer's <int>, <str>, ...)
+
+
+def _spec_flags() -> list[SpecFlag]:
+    """A flag for every field of both spec models; a field only one backend has says which."""
     flags, seen = [], set()
     for spec_class, other in ((LocalSpec, VertexSpec), (VertexSpec, LocalSpec)):
         for name, field in spec_class.model_fields.items():
@@ -35,12 +43,31 @@ def _spec_flags() -> list[tuple[str, str, Any, str]]:
                                                                                            BaseModel) else None
             if nested is None:
                 help_text = only + (field.description or "") + _default_text(name, field)
-                flags.append((name, name, _flag_type(name, field.annotation), help_text))
+                both = [cls.model_fields[name].annotation for cls in (LocalSpec, VertexSpec) if name in cls.model_fields]
+                flags.append(SpecFlag(name, name, _flag_type(name, field.annotation), help_text, _metavar(*both)))
                 continue
             for sub, sub_field in nested.model_fields.items():
-                flags.append((NESTED_PREFIX[name] + sub, f"{name}.{sub}", _flag_type(sub, sub_field.annotation),
-                              (sub_field.description or "") + f" (default: {sub_field.get_default()})"))
+                flags.append(SpecFlag(NESTED_PREFIX[name] + sub, f"{name}.{sub}", _flag_type(sub, sub_field.annotation),
+                                      (sub_field.description or "") + f" (default: {sub_field.get_default()})",
+                                      _metavar(sub_field.annotation)))
     return flags
+
+
+def _metavar(*annotations: Any) -> str | None:
+    """The words a field of choices takes, in either backend's spec (lora|qlora|full|vertex-sft;
+    true|false for a yes-or-no field, whose flag takes the word as the spec file does); None
+    for the rest."""
+    words: list[str] = []
+    for annotation in annotations:
+        union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        for kind in typing.get_args(annotation) if union else (annotation,):
+            if kind is bool:
+                words += ["true", "false"]
+            elif typing.get_origin(kind) is typing.Literal:
+                words += [str(choice) for choice in typing.get_args(kind)]
+            elif kind is not type(None):
+                return None
+    return "|".join(dict.fromkeys(words)) or None
 
 
 def _default_text(name: str, field) -> str:
@@ -70,7 +97,7 @@ def train(spec_file: Optional[Path], yes: bool, detach: bool, **flags: Any) -> N
     from ..train.jobs import start_job
     from .plan import print_preflight
 
-    overrides = {key: flags[param] for param, key, _, _ in _spec_flags()}
+    overrides = {flag.key: flags[flag.param] for flag in _spec_flags()}
     overrides["labels"] = _labels(overrides["labels"])
     overrides["lora.target_modules"] = _target_modules(overrides["lora.target_modules"])
     spec = load_spec(spec_file, **overrides)
@@ -91,10 +118,10 @@ def train(spec_file: Optional[Path], yes: bool, detach: bool, **flags: Any) -> N
 def _command_signature() -> inspect.Signature:
     parameters = [inspect.Parameter("spec_file", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[Path],
                                     default=typer.Argument(None, help="a YAML spec; flags override its fields"))]
-    for param, _, flag_type, help_text in _spec_flags():
-        option = (typer.Option(None, "--label", help=help_text + " (KEY=VALUE, repeatable)") if param == "labels"
-                  else typer.Option(None, help=help_text))
-        parameters.append(inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, annotation=flag_type,
+    for flag in _spec_flags():
+        option = (typer.Option(None, "--label", help=flag.help + " (KEY=VALUE, repeatable)") if flag.param == "labels"
+                  else typer.Option(None, help=flag.help, metavar=flag.metavar))
+        parameters.append(inspect.Parameter(flag.param, inspect.Parameter.KEYWORD_ONLY, annotation=flag.type,
                                             default=option))
     parameters += [
         inspect.Parameter("yes", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
