@@ -30,17 +30,17 @@ WEIGHTS = ("fp32", "bf16", "int8")
 
 def step_ms(model, rows: int, context: int = 100, steps: int = 8) -> float:
     import torch
+    from transformers import DynamicCache
 
     ids = torch.randint(100, 20000, (rows, context))
+    cache = DynamicCache(config=model.config)  # grown in place by each forward step, as in models/decoding.py
     with torch.inference_mode():
-        out = model(ids, use_cache=True)
-        cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        token = model(ids, cache=cache, use_cache=True).logits[:, -1:].argmax(-1)
         times = []
         for _ in range(steps):
             start = time.perf_counter()
-            out = model(token, past_key_values=cache, use_cache=True)
+            token = model(token, cache=cache, use_cache=True).logits[:, -1:].argmax(-1)
             times.append(time.perf_counter() - start)
-            cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
     return 1000 * statistics.median(times)
 
 
