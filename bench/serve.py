@@ -18,11 +18,8 @@ built-in engine is measured.
 --tiny uses a randomly initialised two-layer model (a check that the benchmark runs, not a
 measurement). On a CPU shared with other work compare within one invocation only.
 
-To stand in for a CPU without AVX-512 (AVX2 only) on one that has it, cap the kernels torch and its
-matmul libraries use, which also makes tunesmith pick the precision an AVX2 CPU gets (fp32):
-    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 .venv/bin/python bench/...
-(for llama.cpp, a llama-server built with -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=OFF). The
-same instructions then run, but the clock, caches and memory are still this machine's.
+`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2` in front of it stands
+in for an AVX2-only CPU (docs/serving.md, "llama.cpp", says how and what it leaves out).
 """
 
 from __future__ import annotations

@@ -15,11 +15,8 @@ bench/results/train_throughput.json.
 native bf16 runs. --seeds N repeats both runs with seeds 0..N-1 and prints the validation loss
 of each seed, their means and the paired difference: one seed cannot tell a gap from noise.
 
-To stand in for a CPU without AVX-512 (AVX2 only) on one that has it, cap the kernels torch and its
-matmul libraries use, which also makes tunesmith pick the precision an AVX2 CPU gets (fp32):
-    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 .venv/bin/python bench/...
-(for llama.cpp, a llama-server built with -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=OFF). The
-same instructions then run, but the clock, caches and memory are still this machine's.
+`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2` in front of it stands
+in for an AVX2-only CPU (docs/serving.md, "llama.cpp", says how and what it leaves out).
 """
 
 from __future__ import annotations
@@ -155,9 +152,9 @@ def main() -> int:
     args = parser.parse_args()
 
     from tunesmith.data.dataset import load_dataset
-    from tunesmith.models.loading import load_tokenizer
     from tunesmith.hardware import cpu_flags, cpu_has_bf16, matmul_peak_tflops
     from tunesmith.models.chat import encode_dataset
+    from tunesmith.models.loading import load_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -70,10 +70,16 @@ def inference_dtype(device: str) -> str:
     """The weights' dtype for generating on `device` ("cpu" or "cuda..."): bfloat16 where it is
     native, else float32. Evaluation and serving both load by this rule, so an evaluated model
     answers as the served one does."""
+    if not device.startswith("cuda"):
+        return cpu_dtype()
     import torch
 
-    native_bf16 = torch.cuda.is_bf16_supported() if device.startswith("cuda") else cpu_has_bf16()
-    return "bfloat16" if native_bf16 else "float32"
+    return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+
+
+def cpu_dtype() -> str:
+    """The dtype this CPU computes fast in: bfloat16 where it is native, else float32."""
+    return "bfloat16" if cpu_has_bf16() else "float32"
 
 
 def matmul_peak_tflops(dtype, device: str = "cpu") -> float:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tunesmith.errors import BadInputError
-from tunesmith.hardware import cpu_has_bf16
+from tunesmith.hardware import cpu_dtype
 from tunesmith.plan import architectures
 from tunesmith.plan.cost import AMORTIZATION_MONTHS, break_even, managed_cost_usd
 from tunesmith.plan.hardware import PROBE_CACHE
@@ -47,7 +47,7 @@ def measured_machine(tmp_path, monkeypatch):
     cache.mkdir()
     (cache / PROBE_CACHE).write_text(json.dumps({
         "name": "this-machine", "label": "this machine: CPU, 2 cores", "memory_gib": 16.0, "peak_tflops": 0.15,
-        "precision": "bfloat16" if cpu_has_bf16() else "float32", "utilization": 0.3, "kind": "cpu",
+        "precision": cpu_dtype(), "utilization": 0.3, "kind": "cpu",
         "measured_at": time.time()}))
     monkeypatch.setenv("TUNESMITH_CACHE", str(cache))
 
@@ -59,7 +59,7 @@ def test_a_cpu_probe_is_taken_again_when_the_precision_runs_get_changes(monkeypa
     monkeypatch.setattr(hardware, "_probe", lambda: probes.append(1) or hardware.gpus()["t4"])
     hardware.this_machine()
     assert probes == []  # the cached probe stands
-    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: not cpu_has_bf16())
+    monkeypatch.setattr(hardware, "cpu_dtype", lambda: {"bfloat16": "float32", "float32": "bfloat16"}[cpu_dtype()])
     hardware.this_machine()
     assert probes == [1]
 

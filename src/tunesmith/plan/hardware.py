@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import BadInputError
 from ..fileio import atomic_write_text
-from ..hardware import cpu_has_bf16, matmul_peak_tflops
+from ..hardware import cpu_dtype, matmul_peak_tflops
 from ..lazy import yaml
 from ..paths import cache_dir
 
@@ -92,7 +92,7 @@ def this_machine(refresh: bool = False) -> Hardware:
             cached = Hardware(**json.loads(path.read_text(encoding="utf-8")))
             fresh = time.time() - (cached.measured_at or 0) < PROBE_MAX_AGE_S
             # A CPU probe counts for the precision runs get now (ATEN_CPU_CAPABILITY can change it).
-            same_precision = cached.kind != "cpu" or cached.precision == ("bfloat16" if cpu_has_bf16() else "float32")
+            same_precision = cached.kind != "cpu" or cached.precision == cpu_dtype()
             if fresh and same_precision:
                 return cached
         except (ValueError, TypeError):
@@ -112,7 +112,7 @@ def _probe() -> Hardware:
         return Hardware(name=THIS_MACHINE, label=f"this machine: {props.name}", memory_gib=props.total_memory / 2**30,
                         peak_tflops=matmul_peak_tflops(dtype, "cuda"), precision=str(dtype).removeprefix("torch."),
                         utilization=gpus()["a100-80gb"].utilization, measured_at=time.time())
-    dtype = torch.bfloat16 if cpu_has_bf16() else torch.float32
+    dtype = getattr(torch, cpu_dtype())
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return Hardware(name=THIS_MACHINE, label=f"this machine: CPU, {os.cpu_count()} cores", kind="cpu",
                     memory_gib=memory_gib, peak_tflops=matmul_peak_tflops(dtype, "cpu"),
