@@ -53,7 +53,8 @@ COURTESY = ["Thanks a lot for your help!", "Thank you so much.", "Please help me
 
 def real_datasets(folder: Path) -> dict[str, tuple[list[Path], dict]]:
     """name -> (paths, keyword arguments of `check`). CLINC150 ships one JSON object of lists
-    of [text, intent]; a user writes its train list as input-output JSONL first."""
+    of [text, intent], one list a split (tunesmith reads it whole); the figures are for the
+    train split alone, so its train list is written out first."""
     found: dict[str, tuple[list[Path], dict]] = {}
     if (SHARED / "banking77" / "train.csv").is_file():
         found["Banking77"] = ([SHARED / "banking77" / "train.csv"], {"columns": {"input": "text", "output": "category"}})

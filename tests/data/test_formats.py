@@ -164,6 +164,71 @@ def test_json_array_file(tmp_path):
     assert len(result.examples) == 1 and result.unreadable[0].line == 2
 
 
+def test_a_json_object_of_named_lists_is_read_list_by_list_with_lines(tmp_path):
+    # CLINC150's shape: {"split": [[text, intent], ...]}, pretty-printed; a value beside the lists is reported.
+    path = tmp_path / "data_full.json"
+    path.write_text("\n" + json.dumps({"train": [["hi", "greet"], {"input": "bye", "output": "part"}],
+                                       "val": [["yo", "greet"], ["x"]], "version": "1.0"}, indent=2))
+    result = read_file(path)
+    assert result.format == "input-output" and result.records == 5
+    assert [(ex.line, ex.split, ex.input_text, ex.output_text) for ex in result.examples] == [
+        (4, "train", "hi", "greet"), (8, "train", "bye", "part"), (14, "val", "yo", "greet")]
+    lines = path.read_text().splitlines()
+    assert [lines[ex.line - 1].strip() for ex in result.examples] == ["[", "{", "["]  # where each record opens
+    assert [(u.line, u.reason) for u in result.unreadable] == [
+        (18, "expected a JSON object, found an array"),
+        (22, 'expected a list of records under "version", found a string')]
+    assert lines[17].strip() == "[" and lines[21].strip().startswith('"version"')
+
+
+def test_a_json_document_on_one_line_numbers_its_records_in_order(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"test": [["a", "b"], ["c", "d"]], "dev": [["e", "f"]]}) + "\n")
+    result = read_file(path)
+    assert [(ex.line, ex.split) for ex in result.examples] == [(1, "test"), (2, "test"), (3, "dev")]
+
+
+def test_a_json_file_of_one_record_or_of_json_lines(tmp_path):
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                            {"role": "assistant", "content": "yo"}]}, indent=2))
+    result = read_file(one)  # an object with a list in it that is a record, not a list of records
+    assert result.format == "openai" and [(ex.line, ex.split) for ex in result.examples] == [(1, None)]
+    lines = tmp_path / "lines.json"
+    lines.write_text('{"input": "a", "output": "b"}\n{"input": "c"\n')
+    result = read_file(lines)  # JSON Lines named .json: line by line, the bad line reported
+    assert [ex.line for ex in result.examples] == [1] and [u.line for u in result.unreadable] == [2]
+
+
+def test_the_lists_of_a_json_object_are_the_dataset_splits(tmp_path):
+    from tunesmith.data.dataset import load_dataset
+
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps({"train": [["a", "x"], ["b", "y"]], "val": [["c", "x"]], "oos_test": [["d", "z"]]}))
+    dataset = load_dataset([path])
+    assert dataset.splits == ["train", "validation", "oos_test"]
+    assert [ex.split for ex in dataset.examples] == ["train", "train", "validation", "oos_test"]
+    other = tmp_path / "more" / "data.json"
+    other.parent.mkdir()
+    other.write_text(json.dumps({"train": [["e", "x"]]}))
+    dataset = load_dataset([path, other])  # two "train" lists: kept apart by file and list
+    assert dataset.splits == ["data.json:train", "data.json:val", "data.json:oos_test"]
+    assert len(dataset.split("data.json:train")) == 3 and len(dataset.examples) == 5
+
+
+def test_clinc150_as_it_ships(shared_data):
+    from tunesmith.data.dataset import load_dataset
+
+    dataset = load_dataset([shared_data / "clinc150" / "data_full.json"])
+    assert not dataset.unreadable and len(dataset.examples) == 23_700
+    sizes = {name: len(dataset.split(name)) for name in dataset.splits}
+    assert sizes == {"train": 15_000, "validation": 3_000, "test": 4_500, "oos_train": 100, "oos_val": 100,
+                     "oos_test": 1_000}
+    first = dataset.split("train")[0]
+    text = (shared_data / "clinc150" / "data_full.json").read_text().splitlines()
+    assert text[first.line - 1].strip() == "[" and first.input_text in text[first.line]
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=400), suffix=st.sampled_from([".jsonl", ".json", ".csv", ".tsv"]))
 def test_arbitrary_bytes_raise_only_our_errors_and_lose_no_line(tmp_path, data, suffix):

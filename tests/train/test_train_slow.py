@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 from pathlib import Path
 
 import pytest
 
-from tunesmith.data.dataset import load_dataset
+from tunesmith.evaluate import evaluate
 from tunesmith.store import queries
 from tunesmith.train import jobs
 from tunesmith.train.backends.local import pid_alive
@@ -19,47 +18,32 @@ from tunesmith.train.spec import load_spec
 from ._data import prepared_tickets, wait_for
 
 pytestmark = pytest.mark.slow
-TEMPLATE = re.compile(r"^Category: [A-Za-z]+\nPriority: [A-Za-z]+\nAction: .+$")
 
 
-def greedy_outputs(model, tokenizer, examples, max_new_tokens=40) -> list[str]:
-    import torch
-
-    tokenizer.padding_side = "left"
-    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": ex.input_text}], tokenize=False,
-                                             add_generation_prompt=True) for ex in examples]
-    outputs = []
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(prompts), 8):
-            batch = tokenizer(prompts[i:i + 8], return_tensors="pt", padding=True, add_special_tokens=False)
-            generated = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                                       pad_token_id=tokenizer.pad_token_id)
-            outputs += tokenizer.batch_decode(generated[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
-    return [o.strip() for o in outputs]
-
-
-def test_lora_on_support_tickets_learns_the_template(tmp_path, smollm2_dir):
-    from peft import PeftModel
-
-    from tunesmith.models.loading import load_model, load_tokenizer
-
+def test_lora_on_support_tickets_learns_the_template_and_beats_its_base(tmp_path, smollm2_dir):
+    """One epoch of LoRA on demo tickets, then the evaluation against its base on the sealed test
+    split: the validation loss falls, the model answers in the template even free, and the verdict
+    says better."""
     prepared = prepared_tickets(tmp_path, n=290, validation=0.15)
     job = jobs.start_job(load_spec(data=prepared, epochs=1, batch_size=8, eval_interval=8))
     assert job.status == "succeeded", job.error
     evals = [m.eval_loss for m in queries.job_metrics(job.id) if m.eval_loss is not None]
     assert len(evals) >= 3 and evals[-1] < evals[0] * 0.8, evals
-
-    test = load_dataset([prepared]).split("test")[:24]
-    tokenizer = load_tokenizer("smollm2-135m-instruct")
-    base_outputs = greedy_outputs(load_model("smollm2-135m-instruct"), tokenizer, test)
     model = queries.list_models()[0]
-    tuned = PeftModel.from_pretrained(load_model("smollm2-135m-instruct"), model.adapter_path)
-    tuned_outputs = greedy_outputs(tuned, tokenizer, test)
-    base_rate = sum(bool(TEMPLATE.match(o)) for o in base_outputs) / len(test)
-    tuned_rate = sum(bool(TEMPLATE.match(o)) for o in tuned_outputs) / len(test)
-    print(f"template compliance: base {base_rate:.0%}, tuned {tuned_rate:.0%}; validation loss {evals}")
-    assert tuned_rate >= 0.6 and tuned_rate >= base_rate + 0.5  # measured: base 0%, tuned 71% after one epoch
+
+    s = evaluate(model.id, limit=24, max_new_tokens=40).summary  # default: its base, on its test split
+    metric = {row["metric"]: row for row in s["metrics"]}
+    free = s["decoding"]["free"]  # the first evaluation also answers without the template's constraint
+    print(s["verdict_text"], {k: (round(v["model"], 3), round(v["baseline"], 3)) for k, v in metric.items()},
+          f"free: {free['valid_rate']:.0%} valid; validation loss {evals}")
+    assert s["split"] == "test" and s["examples"] == 24 and s["kind"] == "template"
+    # Learned, not only constrained: measured 71% valid free against the base's 0% after one epoch.
+    assert free["valid_rate"] >= 0.6 and free["valid_rate"] >= metric["valid_format"]["baseline"] + 0.5
+    assert metric["valid_format"]["model"] >= metric["valid_format"]["baseline"] + 0.4
+    assert metric["field_accuracy"]["model"] > metric["field_accuracy"]["baseline"]
+    assert s["verdict"] == "better" and s["verdict_text"].startswith("Better")
+    report = Path(s["report_path"]).read_text()
+    assert "Training curves" in report and model.id in report
 
 
 def test_a_spec_made_to_overfit_stops_early(tmp_path, smollm2_dir):

@@ -1,7 +1,9 @@
 """A dataset: the examples of one or more files, each file a split, read without loss.
 
 Several files (or a prepared folder) are the splits of one dataset, named after the file
-(train, validation, test; "val", "dev" and "eval" count as validation)."""
+(train, validation, test; "val", "dev" and "eval" count as validation). A .json file holding
+an object of named lists ({"train": [...], "val": [...]}, as CLINC150 ships) gives a split
+for each list, named after its key."""
 
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ class Dataset:
 
 
 def split_name(path: str | Path) -> str:
+    """A file's split, from its name ("val.jsonl": validation); also a list's, from its key."""
     stem = Path(path).name.split(".")[0].lower()
     return _SPLIT_ALIASES.get(stem, stem)
 
@@ -73,18 +76,21 @@ def load_dataset(
     files, prepared = expand_paths(paths)
     results = [read_file(f, format=format, columns=columns) for f in files]
     examples: list[Example] = []
-    names = []
+    owners: list[tuple[str, str | None]] = []  # per example: its file, and its list in a JSON document of lists
+    parts: dict[tuple[str, str | None], str] = {}  # each such part: its split name
     for result in results:
-        name = split_name(result.path)
-        names.append(name)
+        if not result.examples:
+            parts.setdefault((result.path, None), split_name(result.path))
         for ex in result.examples:
-            ex.split = name
+            part = (result.path, ex.split)  # the reader sets ex.split only for a record of a named list
+            parts.setdefault(part, split_name(result.path if ex.split is None else ex.split))
+            owners.append(part)
         examples += result.examples
-    if len(set(names)) < len(names):  # two files with the same stem: keep them apart
-        for result in results:
-            for ex in result.examples:
-                ex.split = Path(result.path).name
-        names = [Path(r.path).name for r in results]
+    if len(set(parts.values())) < len(parts):  # two parts, one name (two files with the same stem): keep them apart
+        parts = {(path, key): Path(path).name if key is None else f"{Path(path).name}:{key}" for path, key in parts}
+    for ex, part in zip(examples, owners):
+        ex.split = parts[part]
+    names = list(parts.values())
     _make_ids_unique(examples)
     _assign_timestamps(examples, timestamp_field)
     label_source = assign_labels(examples, label_field)

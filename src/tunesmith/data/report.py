@@ -80,7 +80,7 @@ def build_report(dataset: Dataset, ctx: CheckContext, token_method: str, finding
         "tool": f"tunesmith {__version__}",
         "created_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "inputs": [
-            {"file": f.path, "format": f.format, "split": f.examples[0].split if f.examples else None,
+            {"file": f.path, "format": f.format, "split": ", ".join(dict.fromkeys(ex.split for ex in f.examples)) or None,
              "records": f.records, "examples": len(f.examples), "unreadable": len(f.unreadable)}
             for f in dataset.files
         ],

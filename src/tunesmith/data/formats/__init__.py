@@ -8,6 +8,7 @@ cannot hold."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,33 +107,124 @@ def _read_csv(path: str, lines: list[str], columns: dict[str, str] | None) -> Re
     return result
 
 
-def _parse_lines(path: str, lines: list[str]) -> list[tuple[int, object, str]]:
-    """(line number, parsed JSON value or Unreadable, the line as read) for every non-blank
-    line; a .json file holding one array counts its elements as records 1..n."""
-    joined = "\n".join(lines).strip()
-    if path.lower().endswith(".json") and joined.startswith("["):
-        if _has_bad_bytes(joined):
-            raise BadInputError(f"{path}: the file is not valid UTF-8")
-        try:
-            values = json.loads(joined)
-        except json.JSONDecodeError as exc:
-            raise BadInputError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})", "fix the file, or write it as JSONL") from None
-        if not isinstance(values, list):  # "[1] x" and the like fail above; this is for safety
-            raise BadInputError(f"{path}: expected a JSON array of records")
-        return [(n, value, json.dumps(value, ensure_ascii=True)) for n, value in enumerate(values, start=1)]
-    parsed: list[tuple[int, object, str]] = []
+def _parse_lines(path: str, lines: list[str]) -> list[tuple[int, object, str, str | None]]:
+    """(line, parsed JSON value or Unreadable, the record as read, the list it came from) for
+    every record: a JSONL file's non-blank lines, or the records of a .json file holding one
+    JSON document (see _document_records)."""
+    whole = "\n".join(lines)
+    if path.lower().endswith(".json") and whole.strip()[:1] in ("[", "{"):
+        document = _json_document(path, whole)
+        if document is not None:
+            return _document_records(whole, document)
+    parsed: list[tuple[int, object, str, str | None]] = []
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
         if _has_bad_bytes(text):
-            parsed.append((number, Unreadable(path, number, "invalid UTF-8", text), text))
+            parsed.append((number, Unreadable(path, number, "invalid UTF-8", text), text, None))
             continue
         try:
-            parsed.append((number, json.loads(text), text))
+            parsed.append((number, json.loads(text), text, None))
         except (json.JSONDecodeError, RecursionError) as exc:
             reason = f"invalid JSON ({exc.msg} at column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else "invalid JSON (nested too deeply)"
-            parsed.append((number, Unreadable(path, number, reason, text), text))
+            parsed.append((number, Unreadable(path, number, reason, text), text, None))
     return parsed
+
+
+def _json_document(path: str, text: str) -> object | None:
+    """The .json file's content as one JSON value; None for an object that does not parse
+    whole, which is JSON Lines named .json (read line by line). A file that opens with "["
+    must be one array."""
+    is_array = text.lstrip().startswith("[")
+    if _has_bad_bytes(text):
+        if is_array:
+            raise BadInputError(f"{path}: the file is not valid UTF-8")
+        return None
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        if not is_array:
+            return None
+        reason = f"{exc.lineno}: invalid JSON ({exc.msg})" if isinstance(exc, json.JSONDecodeError) \
+            else " invalid JSON (nested too deeply)"
+        raise BadInputError(f"{path}:{reason}", "fix the file, or write it as JSONL") from None
+
+
+def _document_records(text: str, document: object) -> list[tuple[int, object, str, str | None]]:
+    """The records of one JSON document: an array's elements; an object that is itself a record
+    (of a format detect_format knows); or an object of named lists, such as {"train": [...],
+    "val": [...]}, whose lists are read in order, each record remembering its list's name (the
+    dataset makes it the record's split). A value beside the lists that is not a list is
+    reported, not skipped. Each record is numbered by the line it starts on; in a document
+    written on one line, by its place in the document (1..n)."""
+    start = _SPACE.match(text).end()
+    if isinstance(document, list):
+        parts: list[tuple[int, str | None, object]] = [(at, None, value) for at, value in _elements(text, start)[0]]
+    elif not isinstance(document, dict) or detect_format([document]) is not None \
+            or not any(isinstance(value, list) for value in document.values()):
+        parts = [(start, None, document)]
+    else:
+        parts = []
+        for key, at, value in _members(text, start):
+            if text[at] == "[":
+                parts += [(element_at, key, element) for element_at, element in _elements(text, at)[0]]
+            else:
+                parts.append((at, key, _NotAList(key, value)))
+    one_line = "\n" not in text.strip()
+    records, line, counted = [], 1, 0
+    for number, (at, key, value) in enumerate(parts, start=1):
+        line, counted = line + text.count("\n", counted, at), at
+        raw = json.dumps(value.value if isinstance(value, _NotAList) else value, ensure_ascii=True)
+        records.append((number if one_line else line, value, raw, key))
+    return records
+
+
+# Walking a document that json.loads has accepted, to find where each record starts.
+_SPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+def _elements(text: str, at: int) -> tuple[list[tuple[int, object]], int]:
+    """The array opening at text[at]: each element's start and value, and where the array ends."""
+    out: list[tuple[int, object]] = []
+    at = _SPACE.match(text, at + 1).end()
+    while text[at] != "]":
+        value, end = _DECODER.raw_decode(text, at)
+        out.append((at, value))
+        at = _SPACE.match(text, end).end()
+        if text[at] == ",":
+            at = _SPACE.match(text, at + 1).end()
+    return out, at + 1
+
+
+def _members(text: str, at: int) -> list[tuple[str, int, object]]:
+    """The object opening at text[at]: each member's key, value start and value, in order (a
+    repeated key too)."""
+    out: list[tuple[str, int, object]] = []
+    at = _SPACE.match(text, at + 1).end()
+    while text[at] != "}":
+        key, end = _DECODER.raw_decode(text, at)
+        at = _SPACE.match(text, _SPACE.match(text, end).end() + 1).end()  # past the ":"
+        value, end = _DECODER.raw_decode(text, at)
+        out.append((key, at, value))
+        at = _SPACE.match(text, end).end()
+        if text[at] == ",":
+            at = _SPACE.match(text, at + 1).end()
+    return out
+
+
+@dataclass(slots=True, frozen=True)
+class _NotAList:
+    """A value beside the lists of a JSON object of lists (a "version" field, say)."""
+    key: str
+    value: object
+
+
+def _as_record(value: object) -> object:
+    """A [input, output] pair of strings (CLINC150's [text, intent]) as an input-output record."""
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        return {"input_text": value[0], "output_text": value[1]}
+    return value
 
 
 def detect_format(records: list[dict]) -> str | None:
@@ -145,7 +237,9 @@ def detect_format(records: list[dict]) -> str | None:
 
 def _read_json_records(path: str, lines: list[str], format: str | None) -> ReadResult:
     parsed = _parse_lines(path, lines)
-    objects = [value for _, value, _ in parsed if isinstance(value, dict)]
+    if format in (None, input_output.NAME):  # pairs are input-output records
+        parsed = [(number, _as_record(value), text, part) for number, value, text, part in parsed]
+    objects = [value for _, value, _, _ in parsed if isinstance(value, dict)]
     if format is None:
         format = detect_format(objects)
         if format is None and objects:
@@ -157,9 +251,13 @@ def _read_json_records(path: str, lines: list[str], format: str | None) -> ReadR
         format = format or input_output.NAME  # an empty file: any format reads it
     module = JSON_FORMATS[format]
     result = ReadResult(path, format)
-    for number, value, text in parsed:
+    for number, value, text, part in parsed:
         if isinstance(value, Unreadable):
             result.unreadable.append(value)
+            continue
+        if isinstance(value, _NotAList):
+            reason = f'expected a list of records under "{value.key}", found {_json_type(value.value)}'
+            result.unreadable.append(Unreadable(path, number, reason, text))
             continue
         if not isinstance(value, dict):
             reason = f"expected a JSON object, found {_json_type(value)}"
@@ -174,13 +272,14 @@ def _read_json_records(path: str, lines: list[str], format: str | None) -> ReadR
             reason = f"not a valid {format} record: {exc if isinstance(exc, RecordError) else 'nested too deeply'}"
             result.unreadable.append(Unreadable(path, number, reason, text))
             continue
-        example.source, example.line = path, number
+        example.source, example.line, example.split = path, number, part
         result.examples.append(example)
     return result
 
 
 def _json_type(value: object) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a number")
 
 
 def to_record(example: Example, format: str, include_meta: bool = False) -> dict:
