@@ -216,6 +216,39 @@ def test_the_lists_of_a_json_object_are_the_dataset_splits(tmp_path):
     assert len(dataset.split("data.json:train")) == 3 and len(dataset.examples) == 5
 
 
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=4),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+                           max_leaves=6)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(document=st.dictionaries(st.text("abxyz", max_size=5), st.lists(json_values, max_size=4) | json_values,
+                                 min_size=1, max_size=4)
+       | st.lists(json_values, max_size=5),
+       indent=st.sampled_from([None, 1, 4, "\t"]), lead=st.sampled_from(["", "\n", " \r\n "]))
+def test_any_json_document_loses_no_record_and_points_at_its_lines(tmp_path, document, indent, lead):
+    path = tmp_path / "doc.json"
+    text = lead + json.dumps(document, indent=indent) + "\n"
+    path.write_text(text)
+    try:
+        result = read_file(path)
+    except TunesmithError:  # a format that cannot be told from the records
+        return
+    if isinstance(document, list):
+        expected = len(document)
+    elif any(isinstance(v, list) for v in document.values()):  # no format's keys are made of "abxyz"
+        expected = sum(len(v) if isinstance(v, list) else 1 for v in document.values())
+    else:
+        expected = 1
+    assert result.records == expected
+    if "\n" in text.strip():  # each record opens on the line it is numbered by
+        lines = text.splitlines()
+        for u in result.unreadable:
+            assert u.raw[0] in lines[u.line - 1], (u, lines)
+    else:
+        assert sorted(u.line for u in result.unreadable) == list(range(1, expected + 1))
+
+
 def test_clinc150_as_it_ships(shared_data):
     from tunesmith.data.dataset import load_dataset
 
