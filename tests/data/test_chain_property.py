@@ -95,6 +95,17 @@ def test_arbitrary_jsonl_lines_go_through_the_chain(lines):
     _chain("train.jsonl", data, expect)
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.dictionaries(st.text("abdxyz_", max_size=8),  # no format's keys: the object is not one record
+                       st.lists(_record | _json | st.tuples(_text, _text).map(list), max_size=5) | _json, max_size=4),
+       st.sampled_from([None, 2]))
+def test_a_json_document_of_named_lists_goes_through_the_chain(lists, indent):
+    # CLINC150's shape: {"train": [[text, intent], ...], ...}; a value beside the lists is one reported record.
+    document = {"anchor_list": [{"input_text": "where is my card", "output_text": "card_arrival"}], **lists}
+    data = json.dumps(document, ensure_ascii=True, indent=indent).encode("ascii")
+    _chain("data.json", data, sum(len(v) if isinstance(v, list) else 1 for v in document.values()))
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_csv_rows)
 def test_arbitrary_csv_rows_go_through_the_chain(rows):
