@@ -159,7 +159,7 @@ def _document_records(text: str, document: object) -> list[tuple[int, object, st
     written on one line, by its place in the document (1..n)."""
     start = _SPACE.match(text).end()
     if isinstance(document, list):
-        parts: list[tuple[int, str | None, object]] = [(at, None, value) for at, value in _elements(text, start)[0]]
+        parts: list[tuple[int, str | None, object]] = [(at, None, value) for at, value in _elements(text, start)]
     elif not isinstance(document, dict) or detect_format([document]) is not None \
             or not any(isinstance(value, list) for value in document.values()):
         parts = [(start, None, document)]
@@ -167,7 +167,7 @@ def _document_records(text: str, document: object) -> list[tuple[int, object, st
         parts = []
         for key, at, value in _members(text, start):
             if text[at] == "[":
-                parts += [(element_at, key, element) for element_at, element in _elements(text, at)[0]]
+                parts += [(element_at, key, element) for element_at, element in _elements(text, at)]
             else:
                 parts.append((at, key, _NotAList(key, value)))
     one_line = "\n" not in text.strip()
@@ -184,8 +184,8 @@ _SPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 
 
-def _elements(text: str, at: int) -> tuple[list[tuple[int, object]], int]:
-    """The array opening at text[at]: each element's start and value, and where the array ends."""
+def _elements(text: str, at: int) -> list[tuple[int, object]]:
+    """The array opening at text[at]: each element's start and value."""
     out: list[tuple[int, object]] = []
     at = _SPACE.match(text, at + 1).end()
     while text[at] != "]":
@@ -194,7 +194,7 @@ def _elements(text: str, at: int) -> tuple[list[tuple[int, object]], int]:
         at = _SPACE.match(text, end).end()
         if text[at] == ",":
             at = _SPACE.match(text, at + 1).end()
-    return out, at + 1
+    return out
 
 
 def _members(text: str, at: int) -> list[tuple[str, int, object]]:
