@@ -169,7 +169,7 @@ def _document_records(text: str, document: object) -> list[tuple[int, object, st
             if text[at] == "[":
                 parts += [(element_at, key, element) for element_at, element in _elements(text, at)]
             else:
-                parts.append((at, key, _NotAList(key, value)))
+                parts.append((at, key, _NotAList(value)))
     one_line = "\n" not in text.strip()
     records, line, counted = [], 1, 0
     for number, (at, key, value) in enumerate(parts, start=1):
@@ -216,7 +216,6 @@ def _members(text: str, at: int) -> list[tuple[str, int, object]]:
 @dataclass(slots=True, frozen=True)
 class _NotAList:
     """A value beside the lists of a JSON object of lists (a "version" field, say)."""
-    key: str
     value: object
 
 
@@ -256,7 +255,7 @@ def _read_json_records(path: str, lines: list[str], format: str | None) -> ReadR
             result.unreadable.append(value)
             continue
         if isinstance(value, _NotAList):
-            reason = f'expected a list of records under "{value.key}", found {_json_type(value.value)}'
+            reason = f'expected a list of records under "{part}", found {_json_type(value.value)}'
             result.unreadable.append(Unreadable(path, number, reason, text))
             continue
         if not isinstance(value, dict):
