@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tunesmith.data.example import Example, Turn
@@ -226,6 +226,7 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(m
                                  min_size=1, max_size=4)
        | st.lists(json_values, max_size=5),
        indent=st.sampled_from([None, 1, 4, "\t"]), lead=st.sampled_from(["", "\n", " \r\n "]))
+@example(document=[["", ""]], indent=None, lead="")  # a pair is an example, not an unreadable record
 def test_any_json_document_loses_no_record_and_points_at_its_lines(tmp_path, document, indent, lead):
     path = tmp_path / "doc.json"
     text = lead + json.dumps(document, indent=indent) + "\n"
@@ -246,7 +247,9 @@ def test_any_json_document_loses_no_record_and_points_at_its_lines(tmp_path, doc
         for u in result.unreadable:
             assert u.raw[0] in lines[u.line - 1], (u, lines)
     else:
-        assert sorted(u.line for u in result.unreadable) == list(range(1, expected + 1))
+        # numbered 1..n in order ([text, label] pairs are examples, the rest unreadable)
+        assert sorted([ex.line for ex in result.examples] + [u.line for u in result.unreadable]) == \
+            list(range(1, expected + 1))
 
 
 def test_clinc150_as_it_ships(shared_data):
